@@ -1,0 +1,31 @@
+// Package deps pins the project's third-party modules while the packages that use them are written.
+package deps
+
+import (
+	_ "github.com/alibabacloud-go/cr-20181201/v2/client"
+	_ "github.com/alibabacloud-go/darabonba-openapi/v2/client"
+	_ "github.com/alibabacloud-go/sts-20150401/v2/client"
+	_ "github.com/alibabacloud-go/tea/dara"
+	_ "github.com/aliyun/credentials-go/credentials"
+	_ "github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/distribution/distribution/v3/registry/auth/token"
+	_ "github.com/google/go-containerregistry/pkg/v1/remote"
+	_ "github.com/google/go-containerregistry/pkg/registry"
+	_ "github.com/spf13/cobra"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/vbauerster/mpb/v8"
+	_ "sigs.k8s.io/controller-runtime"
+	_ "sigs.k8s.io/controller-runtime/pkg/envtest"
+	_ "k8s.io/client-go/kubernetes"
+	_ "k8s.io/api/core/v1"
+	_ "k8s.io/cri-api/pkg/apis/runtime/v1"
+	_ "google.golang.org/grpc"
+	_ "sigs.k8s.io/yaml"
+	_ "github.com/pelletier/go-toml/v2"
+	_ "github.com/golang-jwt/jwt/v5"
+	_ "github.com/go-jose/go-jose/v4"
+	_ "github.com/Masterminds/semver/v3"
+	_ "golang.org/x/sync/singleflight"
+)
