@@ -1,0 +1,286 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFormatFromPath(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want Format
+		err  bool
+	}{
+		{"a.json", JSON, false}, {"a.yaml", YAML, false}, {"a.yml", YAML, false},
+		{"a.JSON", 0, true}, {"a.txt", 0, true}, {"a", 0, true},
+	} {
+		got, err := FormatFromPath(tc.path)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("%s: got %v, %v", tc.path, got, err)
+		}
+	}
+}
+
+func TestExpandValue(t *testing.T) {
+	t.Setenv("DOCKER_USER", "alice")
+	t.Setenv("DOCKER_PASS", "s3cr$t")
+	for _, tc := range []struct{ in, want string }{
+		{"$DOCKER_USER", "alice"},
+		{"${DOCKER_USER}", "alice"},
+		{"$DOCKER_PASS", "s3cr$t"},
+		{"robot$proj+ci", "robot$proj+ci"},
+		{"pa$$word", "pa$$word"},
+		{`aaa\$bbb`, `aaa\$bbb`},
+		{"x-${DOCKER_USER}-y", "x-alice-y"},
+		{"$UNSET_VAR_FERRY", "$UNSET_VAR_FERRY"},
+		{"${UNSET_VAR_FERRY}", "${UNSET_VAR_FERRY}"},
+		{"$oauthtoken", "$oauthtoken"},
+	} {
+		if got := ExpandValue(tc.in); got != tc.want {
+			t.Errorf("ExpandValue(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseAuth(t *testing.T) {
+	t.Setenv("H_PASS", "fromenv")
+	yamlDoc := `
+harbor.local:8080:
+  username: robot$ci
+  password: pa$$w0rd
+  insecure: true
+harbor.local:8080/proj:
+  username: "${H_USER_UNSET}"
+  password: "$H_PASS"
+literal.io:
+  username: u
+  password: "$H_PASS"
+  disableexpandenv: true
+acr.example.com:
+  accessKeyId: AKID
+  accessKeySecret: SECRET
+  instanceId: cri-x
+`
+	f, err := ParseAuth([]byte(yamlDoc), YAML, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := f["harbor.local:8080"]; a.Username != "robot$ci" || a.Password != "pa$$w0rd" || !a.Insecure {
+		t.Errorf("harbor entry mangled: %+v", a)
+	}
+	if a := f["harbor.local:8080/proj"]; a.Password != "fromenv" {
+		t.Errorf("env not expanded: %q", a.Password)
+	}
+	if a := f["literal.io"]; a.Password != "$H_PASS" {
+		t.Errorf("disableexpandenv ignored: %q", a.Password)
+	}
+	if a := f["acr.example.com"]; !a.HasACR() || strings.Contains(a.String(), "SECRET") {
+		t.Errorf("acr entry: %s", a)
+	}
+	if s := f["harbor.local:8080"].String(); strings.Contains(s, "pa$$w0rd") {
+		t.Errorf("String leaks the password: %s", s)
+	}
+
+	for _, tc := range []struct{ name, doc, wantErr string }{
+		{"bad type", `{"r.io": {"username": 5}}`, `"username"`},
+		{"not a map", `[1,2]`, "auth file"},
+		{"secret not echoed", `{"r.io": {"password": ["topsecret"]}}`, `"password"`},
+	} {
+		_, err := ParseAuth([]byte(tc.doc), JSON, true)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+	}
+}
+
+func TestLookupLongestPrefix(t *testing.T) {
+	f := AuthFile{
+		"quay.io":              {Username: "reg"},
+		"quay.io/coreos":       {Username: "ns"},
+		"quay.io/coreos/deep":  {Username: "deep"},
+		"quay.io/coreos/exact": {Username: "exact"},
+		"docker.io":            {Username: "hub"},
+		"quay.io/core":         {Username: "notaboundary"},
+		"trailing.io/ns/":      {Username: "trailing"},
+	}
+	for _, tc := range []struct{ reg, repo, want string }{
+		{"quay.io", "coreos/kube-rbac-proxy", "ns"},
+		{"quay.io", "coreos/deep/x", "deep"},
+		{"quay.io", "coreos/exact", "exact"}, // upstream panics here
+		{"quay.io", "corefoo/app", "reg"},
+		{"index.docker.io", "library/nginx", "hub"},
+		{"trailing.io", "ns/app", "trailing"},
+		{"other.io", "x/y", ""},
+	} {
+		_, a, ok := f.Lookup(tc.reg, tc.repo)
+		if a.Username != tc.want || ok != (tc.want != "") {
+			t.Errorf("Lookup(%s, %s) = %q, want %q", tc.reg, tc.repo, a.Username, tc.want)
+		}
+	}
+}
+
+func TestParseImagesShapes(t *testing.T) {
+	doc := `
+quay.io/coreos/kube-rbac-proxy: quay.io/ruohe/kube-rbac-proxy
+"quay.io/coreos/kube-rbac-proxy:v1.1":
+  - quay.io/ruohe/kube-rbac-proxy1
+  - quay.io/ruohe/kube-rbac-proxy2
+  - quay.io/ruohe/kube-rbac-proxy1
+"h.io/p/app":
+  destination: a.io/ns/app
+  exclude: ["-rc"]
+  latest: 2
+`
+	es, err := ParseImages([]byte(doc), YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 4 {
+		t.Fatalf("got %d entries: %+v", len(es), es)
+	}
+	if es[0].Source != "h.io/p/app" || es[0].Filter.Latest != 2 || es[0].Filter.Exclude[0] != "-rc" {
+		t.Errorf("object entry: %+v", es[0])
+	}
+	for _, bad := range []string{`{"a.io/x": []}`, `{"a.io/x": 5}`, `{"a.io/x": {"exclude": ["x"]}}`, `{"a.io/x": {"destination": "b.io/y", "latest": -1}}`, `[]`} {
+		if _, err := ParseImages([]byte(bad), JSON); err == nil {
+			t.Errorf("ParseImages(%s) accepted", bad)
+		}
+	}
+}
+
+func TestParseLegacySeed004(t *testing.T) {
+	doc := `{
+    "auth": {
+        "harbor.myk8s.paas.com:32080": {"username": "admin", "password": "xx$xx", "insecure": true},
+        "ruohe-test-registry.cn-shanghai.cr.aliyuncs.com": {"username": "ruohehhy", "password": "$HOME"}
+    },
+    "images": {"harbor.myk8s.paas.com:32080/library/nginx": ""}
+}`
+	l, err := ParseLegacy([]byte(doc), JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := l.Auth["ruohe-test-registry.cn-shanghai.cr.aliyuncs.com"].Password; p != "$HOME" {
+		t.Errorf("--config must not expand env, got %q", p)
+	}
+	if _, err := ParseRule(l.Images[0], Defaults{}); err == nil || !strings.Contains(err.Error(), "empty destination is not supported for source: harbor.myk8s.paas.com:32080/library/nginx") {
+		t.Errorf("empty destination without defaults: %v", err)
+	}
+	r, err := ParseRule(l.Images[0], Defaults{Registry: "registry.cn-beijing.aliyuncs.com", Namespace: "image-syncer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Dst.Name(); got != "registry.cn-beijing.aliyuncs.com/image-syncer/nginx" {
+		t.Errorf("legacy destination = %s", got)
+	}
+}
+
+func TestParseRule(t *testing.T) {
+	t.Setenv("DST_NS", "mirror")
+	d64 := "sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name, src, dst string
+		want           string // fmt of pairs for tags [v1 v2 a1]
+		err            string
+	}{
+		{"all tags", "h.io:5000/p/app", "d.io/m/app", "v1>v1 v2>v2 a1>a1", ""},
+		{"one tag", "h.io:5000/p/app:v1", "d.io/m/app", "v1>v1", ""},
+		{"list", "h.io:5000/p/app:v1,v2", "d.io/m/app", "v1>v1 v2>v2", ""},
+		{"renamed", "h.io:5000/p/app:v1,v2", "d.io/m/app:r1,r2", "v1>r1 v2>r2", ""},
+		{"count mismatch", "h.io:5000/p/app:v1,v2", "d.io/m/app:r1", "", "not matched"},
+		{"regex unanchored", "h.io:5000/p/app:/a/", "d.io/m/app", "a1>a1", ""},
+		{"regex anchored", "h.io:5000/p/app:/^v/", "d.io/m/app", "v1>v1 v2>v2", ""},
+		{"bad regex", "h.io:5000/p/app:/(/", "d.io/m/app", "", "invalid regex"},
+		{"digest", "h.io:5000/p/app@" + d64, "d.io/m/app", d64 + ">" + d64, ""},
+		{"digest to tag", "h.io:5000/p/app@" + d64, "d.io/m/app:pinned", d64 + ">pinned", ""},
+		{"digest mismatch", "h.io:5000/p/app@" + d64, "d.io/m/app@sha256:" + strings.Repeat("cd", 32), "", "digest"},
+		{"bad digest", "h.io:5000/p/app@sha256:zz", "d.io/m/app", "", "invalid digest"},
+		{"env dest", "h.io:5000/p/app:v1", "d.io/$DST_NS/app", "v1>v1", ""},
+		{"hub normalisation", "nginx:1.25", "h.io:8080/lib/nginx", "1.25>1.25", ""},
+		{"bad tag", "h.io:5000/p/app:v1,-x", "d.io/m/app", "", "invalid tag"},
+		{"uppercase repo", "h.io:5000/P/App", "d.io/m/app", "", "invalid repository"},
+		{"empty dest", "h.io:5000/p/app", "", "", "empty destination"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseRule(Entry{Source: tc.src, Destination: tc.dst}, Defaults{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range r.Pairs(r.SelectTags([]string{"v1", "v2", "a1"})) {
+				got = append(got, p.SrcID+">"+p.DstID)
+			}
+			// all-tags pairs come sorted; compare as sets
+			if strings.Join(sortStrings(got), " ") != strings.Join(sortStrings(strings.Fields(tc.want)), " ") {
+				t.Errorf("pairs = %v, want %s", got, tc.want)
+			}
+		})
+	}
+	r, _ := ParseRule(Entry{Source: "nginx:1.25", Destination: "d.io/$DST_NS/app"}, Defaults{})
+	if r.Src.Name() != "index.docker.io/library/nginx" || r.Dst.Name() != "d.io/mirror/app" {
+		t.Errorf("names: %s -> %s", r.Src.Name(), r.Dst.Name())
+	}
+}
+
+func sortStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func TestFilters(t *testing.T) {
+	tags := []string{"1.0.0", "1.2.0", "1.10.0", "2.0.0-rc1", "latest", "dev", "0.9.0"}
+	for _, tc := range []struct {
+		name string
+		spec FilterSpec
+		want string
+	}{
+		{"exclude", FilterSpec{Exclude: []string{"rc", "^dev$"}}, "0.9.0 1.0.0 1.10.0 1.2.0 latest"},
+		{"semver", FilterSpec{Semver: ">=1.1.0 <2.0.0-0"}, "1.10.0 1.2.0"},
+		{"latest", FilterSpec{Latest: 2, Exclude: []string{"rc"}}, "1.10.0 1.2.0"},
+		{"latest non-semver tail", FilterSpec{Latest: 7}, "0.9.0 1.0.0 1.10.0 1.2.0 2.0.0-rc1 dev latest"},
+	} {
+		r, err := ParseRule(Entry{Source: "h.io/p/app", Destination: "d.io/p/app", Filter: tc.spec}, Defaults{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(r.SelectTags(tags), " "); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if _, err := ParseRule(Entry{Source: "h.io/p/app", Destination: "d.io/p/app", Filter: FilterSpec{Semver: ">= one point two"}}, Defaults{}); err == nil || !strings.Contains(err.Error(), "semver") {
+		t.Errorf("bad semver accepted: %v", err)
+	}
+}
+
+func TestNamespaceRule(t *testing.T) {
+	r, err := ParseRule(Entry{Source: "h.io:5000/library/*", Destination: "d.io/mirror"}, Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Src.Namespace || r.Src.Repository != "library" {
+		t.Fatalf("src = %+v", r.Src)
+	}
+	nr, ok := r.ForRepository("library/team/app")
+	if !ok || nr.Dst.Name() != "d.io/mirror/team/app" || nr.Src.Name() != "h.io:5000/library/team/app" {
+		t.Errorf("narrowed = %s -> %s (%v)", nr.Src.Name(), nr.Dst.Name(), ok)
+	}
+	if _, ok := r.ForRepository("other/app"); ok {
+		t.Error("repository outside the namespace accepted")
+	}
+	if _, err := ParseRule(Entry{Source: "h.io:5000/library/*:v1", Destination: "d.io/m"}, Defaults{}); err == nil {
+		t.Error("wildcard with a tag accepted")
+	}
+}
