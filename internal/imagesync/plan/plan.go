@@ -1,0 +1,153 @@
+// Package plan expands parsed image rules into concrete copy tasks (one per source tag or digest and
+// destination), listing tags and catalog repositories through a Lister.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ferrypull/ferry/internal/imagesync/config"
+)
+
+// Lister reads tag lists and the catalog of source registries.
+type Lister interface {
+	Tags(ctx context.Context, repo string) ([]string, error)        // repo = registry/repository
+	Catalog(ctx context.Context, registry string) ([]string, error) // repository paths
+}
+
+// Task is one image to copy: a source tag or digest to a destination tag or digest.
+type Task struct {
+	Rule     int    // index into the rules given to Expand
+	Source   string // registry/repo:tag or registry/repo@digest
+	Dest     string
+	SrcRepo  string
+	DstRepo  string
+	SrcID    string // tag or digest
+	DstID    string
+	ByDigest bool // the source is addressed by digest
+}
+
+// RuleError is a rule that could not be expanded (bad repository, listing failed).
+type RuleError struct {
+	Rule        int
+	Source      string
+	Destination string
+	Err         error
+}
+
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("analyzing image rule for %s -> %s: %v", e.Source, e.Destination, e.Err)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
+
+// Result of Expand: tasks in rule order and the rules that failed.
+type Result struct {
+	Tasks  []Task
+	Failed []*RuleError
+	// Skipped counts (rule, destination) entries that produced no task (no tag matched).
+	Empty []int
+}
+
+func ref(repo, id string) string {
+	if strings.Contains(id, ":") {
+		return repo + "@" + id
+	}
+	return repo + ":" + id
+}
+
+// Expand turns rules into tasks, listing tags (and catalogs for namespace rules) with up to
+// parallel concurrent calls. A destination reached twice is kept once.
+func Expand(ctx context.Context, rules []config.Rule, l Lister, parallel int) Result {
+	if parallel < 1 {
+		parallel = 1
+	}
+	per := make([][]Task, len(rules))
+	errs := make([]*RuleError, len(rules))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range rules {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = &RuleError{Rule: i, Source: rules[i].Source, Destination: rules[i].Destination, Err: ctx.Err()}
+				return
+			}
+			defer func() { <-sem }()
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = &RuleError{Rule: i, Source: rules[i].Source, Destination: rules[i].Destination, Err: fmt.Errorf("internal error: %v", p)}
+				}
+			}()
+			ts, err := expandOne(ctx, i, rules[i], l)
+			if err != nil {
+				errs[i] = &RuleError{Rule: i, Source: rules[i].Source, Destination: rules[i].Destination, Err: err}
+				return
+			}
+			per[i] = ts
+		}(i)
+	}
+	wg.Wait()
+	var res Result
+	seen := map[string]bool{}
+	for i := range rules {
+		if errs[i] != nil {
+			res.Failed = append(res.Failed, errs[i])
+			continue
+		}
+		if len(per[i]) == 0 {
+			res.Empty = append(res.Empty, i)
+		}
+		for _, t := range per[i] {
+			key := t.Source + "\x00" + t.Dest
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			res.Tasks = append(res.Tasks, t)
+		}
+	}
+	return res
+}
+
+func expandOne(ctx context.Context, i int, r config.Rule, l Lister) ([]Task, error) {
+	rules := []config.Rule{r}
+	if r.Src.Namespace {
+		repos, err := l.Catalog(ctx, r.Src.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("list catalog of %s: %w", r.Src.Registry, err)
+		}
+		sort.Strings(repos)
+		rules = rules[:0]
+		for _, repo := range repos {
+			if nr, ok := r.ForRepository(repo); ok {
+				rules = append(rules, nr)
+			}
+		}
+	}
+	var out []Task
+	for _, rr := range rules {
+		var tags []string
+		if rr.NeedsTagList() {
+			all, err := l.Tags(ctx, rr.Src.Name())
+			if err != nil {
+				return nil, fmt.Errorf("list tags of %s: %w", rr.Src.Name(), err)
+			}
+			tags = rr.SelectTags(all)
+		}
+		for _, p := range rr.Pairs(tags) {
+			out = append(out, Task{
+				Rule: i, Source: ref(p.SrcRepo, p.SrcID), Dest: ref(p.DstRepo, p.DstID),
+				SrcRepo: p.SrcRepo, DstRepo: p.DstRepo, SrcID: p.SrcID, DstID: p.DstID,
+				ByDigest: strings.Contains(p.SrcID, ":"),
+			})
+		}
+	}
+	return out, nil
+}
