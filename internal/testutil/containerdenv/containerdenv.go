@@ -167,6 +167,7 @@ func (c *Containerd) stop(t testing.TB, cmd *exec.Cmd, exited chan error, logf *
 	_ = logf.Close()
 	UnmountUnder(c.Dir)
 	RemoveEmptyCgroups("k8s.io")
+	RemoveEmptyCgroups("kubepods") // pod cgroups of a kubelet that used this containerd
 	if err := os.RemoveAll(c.Dir); err != nil {
 		t.Logf("remove %s: %v", c.Dir, err)
 	}

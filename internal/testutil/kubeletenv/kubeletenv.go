@@ -146,7 +146,11 @@ serializeImagePulls: false
 		_ = logf.Close()
 		containerdenv.UnmountUnder(dir)
 		containerdenv.RemoveEmptyCgroups("kubepods")
+		// host-global paths the kubelet hard-codes; removed only when empty
 		_ = os.Remove("/var/lib/kubelet/device-plugins/kubelet.sock")
+		for _, d := range []string{"/var/lib/kubelet/device-plugins", "/var/lib/kubelet", "/var/log/containers", "/var/log/pods"} {
+			_ = os.Remove(d)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Logf("remove %s: %v", dir, err)
 		}

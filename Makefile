@@ -1,0 +1,55 @@
+# ferry — see README.md. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+BINARIES := acr-emulator acr-credential-helper node-agent image-syncer
+PKGS := ./...
+# Tools (envtest assets, kubelet, pause) are described by bin/tools.env, written by hack/tools.sh.
+TOOLS_ENV := set -a; [ -f $(BIN)/tools.env ] && source $(BIN)/tools.env; set +a;
+
+.PHONY: help
+help: ## list targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: tools
+tools: ## install apt packages, build envtest assets (kube-apiserver, etcd, kubectl), kubelet and pause (idempotent)
+	bash hack/tools.sh
+
+.PHONY: build
+build: ## build the binaries into bin/
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+
+.PHONY: test
+test: tools ## unit + integration tests against real apiserver, containerd, kubelet, registries and acr-emulator
+	$(TOOLS_ENV) FERRY_REQUIRE_RIG=$${FERRY_REQUIRE_RIG:-$$( [ "$$(id -u)" = 0 ] && echo 1 || echo 0 )} \
+	  $(GO) test -count=1 -timeout 30m $(PKGS)
+
+.PHONY: test-short
+test-short: ## unit tests only (no rig: -short)
+	$(GO) test -short -count=1 $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck (from the Go module proxy)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## run every fuzz target for a few seconds
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s $$pkg; \
+	  done; done
+
+.PHONY: bench
+bench: tools ## Go benchmarks (see docs/ for the numbers and bench/ for peer comparisons)
+	$(TOOLS_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: demo
+demo: build tools ## local cloud + control plane + controller + a real pull, narrated; cleans up after itself
+	$(TOOLS_ENV) bash hack/demo.sh
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf $(BIN)

@@ -1,0 +1,117 @@
+package depcheck
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ferrypull/ferry"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "go", "list", "-json", module+"/...")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(out)
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return pkgs
+}
+
+func isStd(path string) bool { return !strings.Contains(strings.SplitN(path, "/", 2)[0], ".") }
+
+func under(path, prefix string) bool {
+	full := module + "/" + prefix
+	return path == full || strings.HasPrefix(path, full+"/")
+}
+
+func anyUnder(path string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if under(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	// feature packages: they may import shared packages, never the other way round.
+	features = []string{"internal/controller", "internal/webhook", "internal/nodeagent", "internal/imagesync",
+		"internal/emulator", "internal/credprovider"}
+	shared = []string{"internal/acrconfig", "internal/acr", "internal/cloudcred", "internal/registry", "internal/regauth",
+		"internal/dockercfg", "internal/redact", "internal/metrics", "internal/annotations"}
+	alibabaSDKs = []string{"github.com/alibabacloud-go/", "github.com/aliyun/"}
+	kubernetes  = []string{"k8s.io/", "sigs.k8s.io/"}
+)
+
+func hasPrefixAny(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestImportDirection checks the non-test imports of every package in the module.
+func TestImportDirection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the module")
+	}
+	pkgs := listPackages(t)
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	for _, p := range pkgs {
+		for _, imp := range p.Imports {
+			var why string
+			switch {
+			case under(imp, "cmd"):
+				why = "nothing imports cmd/"
+			case under(imp, "internal/testutil") && !under(p.ImportPath, "internal/testutil"):
+				why = "internal/testutil is for _test.go files only"
+			case under(imp, "internal/deps"):
+				why = "internal/deps only pins modules"
+			case anyUnder(p.ImportPath, shared...) && anyUnder(imp, features...):
+				why = "shared packages must not import feature packages"
+			case under(p.ImportPath, "api") && !isStd(imp) && !strings.HasPrefix(imp, "k8s.io/apimachinery/") && !under(imp, "api"):
+				why = "api/ imports only apimachinery"
+			case anyUnder(p.ImportPath, "internal/dockercfg", "internal/redact") && !isStd(imp) &&
+				!anyUnder(imp, "internal/dockercfg", "internal/redact"):
+				why = "dockercfg and redact are stdlib-only leaves"
+			case under(p.ImportPath, "internal/emulator") && hasPrefixAny(imp, kubernetes) && imp != "sigs.k8s.io/yaml":
+				why = "the emulator imports no Kubernetes (sigs.k8s.io/yaml, a YAML library, is fine)"
+			case hasPrefixAny(imp, alibabaSDKs) && !anyUnder(p.ImportPath, "internal/acr", "internal/cloudcred", "internal/deps"):
+				why = "only internal/acr and internal/cloudcred import the Alibaba SDKs (the emulator uses them in tests only)"
+			}
+			if why != "" {
+				t.Errorf("%s imports %s: %s", strings.TrimPrefix(p.ImportPath, module+"/"), imp, why)
+			}
+		}
+	}
+}

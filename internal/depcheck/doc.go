@@ -1,0 +1,3 @@
+// Package depcheck holds the test that enforces ferry's import direction:
+// cmd → internal/<feature> → internal/<shared> → api, with the extra rules of STYLE.md §2.
+package depcheck
