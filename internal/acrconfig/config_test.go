@@ -131,11 +131,17 @@ func TestScalarKeys(t *testing.T) {
 		{"rrsa bad bool", map[string]string{KeyRRSA: "enable: maybe"}, nil, "", `rrsa.enable: "maybe" must be true or false`},
 		{"rrsa not mapping", map[string]string{KeyRRSA: "true"}, nil, "", "rrsa: true must be a YAML mapping"},
 		{"webhook full", map[string]string{KeyWebhook: "enable: true\nfailure-policy: Fail\ntimeout-seconds: 5\n"},
-			func(c *Config) bool { return c.Webhook == Webhook{Enable: true, FailurePolicy: FailurePolicyFail, TimeoutSeconds: 5} }, "", ""},
+			func(c *Config) bool {
+				return c.Webhook == Webhook{Enable: true, FailurePolicy: FailurePolicyFail, TimeoutSeconds: 5}
+			}, "", ""},
 		{"webhook defaults", map[string]string{KeyWebhook: "enable: true"},
-			func(c *Config) bool { return c.Webhook == Webhook{Enable: true, FailurePolicy: FailurePolicyIgnore, TimeoutSeconds: 10} }, "", ""},
+			func(c *Config) bool {
+				return c.Webhook == Webhook{Enable: true, FailurePolicy: FailurePolicyIgnore, TimeoutSeconds: 10}
+			}, "", ""},
 		{"webhook lower-case policy and quoted timeout", map[string]string{KeyWebhook: "failure-policy: ignore\ntimeout-seconds: \"30\""},
-			func(c *Config) bool { return c.Webhook == Webhook{FailurePolicy: FailurePolicyIgnore, TimeoutSeconds: 30} }, "", ""},
+			func(c *Config) bool {
+				return c.Webhook == Webhook{FailurePolicy: FailurePolicyIgnore, TimeoutSeconds: 30}
+			}, "", ""},
 		{"webhook bad policy", map[string]string{KeyWebhook: "failure-policy: Maybe"}, nil, "", `webhook-configuration.failure-policy: "Maybe" must be Ignore or Fail`},
 		{"webhook timeout 0", map[string]string{KeyWebhook: "timeout-seconds: 0"}, nil, "", "webhook-configuration.timeout-seconds: 0 is outside 1..30"},
 		{"webhook timeout 31", map[string]string{KeyWebhook: "timeout-seconds: 31"}, nil, "", "webhook-configuration.timeout-seconds: 31 is outside 1..30"},
