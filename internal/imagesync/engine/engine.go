@@ -1,0 +1,625 @@
+// Package engine copies images between registries byte-exactly: manifests and indexes are moved as
+// their raw bytes, children before parents and blobs before manifests; unchanged images are skipped
+// with one HEAD per side; each blob is uploaded once per destination registry per run and mounted
+// into other repositories.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrypull/ferry/internal/imagesync/plan"
+	"github.com/ferrypull/ferry/internal/registry"
+)
+
+// Status of one task.
+type Status string
+
+// Task outcomes.
+const (
+	Copied  Status = "copied"
+	Skipped Status = "skipped"
+	Failed  Status = "failed"
+	Planned Status = "planned" // --dry-run: would be copied
+)
+
+// Upstream's messages, kept verbatim for the compat log.
+const (
+	MsgExists     = "skip synchronization because destination image exists"
+	MsgNoPlatform = "skip synchronization because no manifest fits platform filters"
+)
+
+// Result of one task.
+type Result struct {
+	Task      plan.Task
+	Status    Status
+	Digest    string // source digest of the top-level manifest
+	DstDigest string // destination digest (differs from Digest only when a rewrite filter applied)
+	Bytes     int64  // blob bytes streamed to the destination (dry run: bytes that would be checked)
+	Message   string
+	Err       error
+	Duration  time.Duration
+}
+
+// BlobEvent reports one blob handled for a task.
+type BlobEvent struct {
+	Task   plan.Task
+	Digest string
+	Size   int64
+	How    string // BlobUploaded, BlobMounted, BlobDeduplicated or BlobExists
+	Err    error
+}
+
+// ManifestEvent reports one manifest written.
+type ManifestEvent struct {
+	Task      plan.Task
+	Ref       string // destination reference written
+	MediaType string
+	Err       error
+}
+
+// Observer receives progress events; methods must be safe for concurrent use.
+type Observer interface {
+	Blob(BlobEvent)
+	Manifest(ManifestEvent)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Blob(BlobEvent)         {}
+func (nopObserver) Manifest(ManifestEvent) {}
+
+// Options configure an Engine.
+type Options struct {
+	// Transport is the base transport (default: registry.NewHostTransport(Hosts) with retries).
+	Transport http.RoundTripper
+	Keychain  authn.Keychain
+	Hosts     registry.Hosts
+	// BlobJobs bounds concurrent blob copies per image (default 4).
+	BlobJobs int
+	Filter   PlatformFilter
+	Force    bool
+	DryRun   bool
+	Observer Observer
+}
+
+// Engine copies images. It is safe for concurrent use; one Engine per run shares tokens,
+// connections and the blob tracker across all tasks.
+type Engine struct {
+	o      Options
+	puller *remote.Puller
+	pusher *remote.Pusher
+	blobs  blobTracker
+
+	srcMu    sync.Mutex
+	srcHeads map[string]*headEntry
+}
+
+type headEntry struct {
+	done  chan struct{}
+	d     v1.Hash
+	found bool
+	err   error
+}
+
+// headSource HEADs a source reference once per run, however many destinations it has; failures
+// are not remembered so a retry round asks again.
+func (e *Engine) headSource(ctx context.Context, ref name.Reference) (v1.Hash, bool, error) {
+	key := ref.String()
+	e.srcMu.Lock()
+	if h, ok := e.srcHeads[key]; ok {
+		e.srcMu.Unlock()
+		select {
+		case <-h.done:
+		case <-ctx.Done():
+			return v1.Hash{}, false, ctx.Err()
+		}
+		if h.err == nil {
+			return h.d, h.found, nil
+		}
+		return e.head(ctx, ref)
+	}
+	h := &headEntry{done: make(chan struct{})}
+	e.srcHeads[key] = h
+	e.srcMu.Unlock()
+	h.d, h.found, h.err = e.head(ctx, ref)
+	if h.err != nil {
+		e.srcMu.Lock()
+		delete(e.srcHeads, key)
+		e.srcMu.Unlock()
+	}
+	close(h.done)
+	return h.d, h.found, h.err
+}
+
+// New builds an Engine.
+func New(o Options) (*Engine, error) {
+	if o.BlobJobs <= 0 {
+		o.BlobJobs = 4
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Keychain == nil {
+		o.Keychain = authn.DefaultKeychain
+	}
+	if o.Transport == nil {
+		ht, err := registry.NewHostTransport(o.Hosts)
+		if err != nil {
+			return nil, err
+		}
+		o.Transport = registry.NewRetry(ht, registry.DefaultRetryPolicy)
+	}
+	ropts := []remote.Option{
+		remote.WithTransport(o.Transport),
+		remote.WithAuthFromKeychain(o.Keychain),
+		remote.WithJobs(64),
+		remote.WithUserAgent("ferry-image-syncer"),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 5}),
+	}
+	p, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	pu, err := remote.NewPusher(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, srcHeads: map[string]*headEntry{}}, nil
+}
+
+func (e *Engine) nameOpts(host string) []name.Option {
+	return e.o.Hosts.NameOptions(host)
+}
+
+func (e *Engine) repo(s string) (name.Repository, error) {
+	reg, _, _ := strings.Cut(s, "/")
+	return name.NewRepository(s, e.nameOpts(reg)...)
+}
+
+// Tags lists the tags of registry/repository (following pagination).
+func (e *Engine) Tags(ctx context.Context, repo string) ([]string, error) {
+	r, err := e.repo(repo)
+	if err != nil {
+		return nil, err
+	}
+	return e.puller.List(ctx, r)
+}
+
+// Catalog lists the repositories of a registry.
+func (e *Engine) Catalog(ctx context.Context, reg string) ([]string, error) {
+	r, err := name.NewRegistry(reg, e.nameOpts(reg)...)
+	if err != nil {
+		return nil, err
+	}
+	return e.puller.Catalog(ctx, r)
+}
+
+// Copy runs one task. It never panics: a panic is recovered and reported as a failed result.
+func (e *Engine) Copy(ctx context.Context, t plan.Task) (res Result) {
+	start := time.Now()
+	res.Task = t
+	var counter atomic.Int64
+	defer func() {
+		if p := recover(); p != nil {
+			res.Err = fmt.Errorf("internal error: %v\n%s", p, debug.Stack())
+		}
+		res.Bytes += counter.Load()
+		res.Duration = time.Since(start)
+		if res.Err != nil {
+			res.Status = Failed
+		}
+	}()
+	res.Err = e.copy(ctx, t, &res, &counter)
+	return res
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// head returns the digest of ref with one HEAD, falling back to a GET when the registry does not
+// send Docker-Content-Digest. found is false on 404.
+func (e *Engine) head(ctx context.Context, ref name.Reference) (d v1.Hash, found bool, err error) {
+	desc, err := e.puller.Head(ctx, ref)
+	if err == nil {
+		return desc.Digest, true, nil
+	}
+	if isNotFound(err) {
+		return v1.Hash{}, false, nil
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return v1.Hash{}, false, err
+	}
+	g, gerr := e.puller.Get(ctx, ref)
+	if gerr != nil {
+		if isNotFound(gerr) {
+			return v1.Hash{}, false, nil
+		}
+		return v1.Hash{}, false, gerr
+	}
+	return g.Digest, true, nil
+}
+
+func (e *Engine) refs(t plan.Task) (src, dst name.Reference, srcRepo, dstRepo name.Repository, err error) {
+	if srcRepo, err = e.repo(t.SrcRepo); err != nil {
+		return nil, nil, srcRepo, dstRepo, fmt.Errorf("source %s: %w", t.SrcRepo, err)
+	}
+	if dstRepo, err = e.repo(t.DstRepo); err != nil {
+		return nil, nil, srcRepo, dstRepo, fmt.Errorf("destination %s: %w", t.DstRepo, err)
+	}
+	mk := func(r name.Repository, id string) (name.Reference, error) {
+		if strings.Contains(id, ":") {
+			if _, err := v1.NewHash(id); err != nil {
+				return nil, err
+			}
+			return r.Digest(id), nil
+		}
+		if _, err := name.NewTag(r.String()+":"+id, e.nameOpts(r.RegistryStr())...); err != nil {
+			return nil, err
+		}
+		return r.Tag(id), nil
+	}
+	if src, err = mk(srcRepo, t.SrcID); err != nil {
+		return nil, nil, srcRepo, dstRepo, fmt.Errorf("source %s: %w", t.Source, err)
+	}
+	if dst, err = mk(dstRepo, t.DstID); err != nil {
+		return nil, nil, srcRepo, dstRepo, fmt.Errorf("destination %s: %w", t.Dest, err)
+	}
+	return src, dst, srcRepo, dstRepo, nil
+}
+
+func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *atomic.Int64) error {
+	src, dst, srcRepo, dstRepo, err := e.refs(t)
+	if err != nil {
+		return err
+	}
+	var dstDigest v1.Hash
+	var dstFound bool
+	// The no-op path: one HEAD per side, digest compare, no blob traffic.
+	if !e.o.Force {
+		var srcDigest v1.Hash
+		g, gctx := errgroup.WithContext(ctx)
+		safeGo(g, func() error {
+			if t.ByDigest {
+				var err error
+				srcDigest, err = v1.NewHash(t.SrcID)
+				return err
+			}
+			if e.o.Filter.Active() {
+				return nil // the filtered digest needs the manifest body; fetched below
+			}
+			d, found, err := e.headSource(gctx, src)
+			if err != nil {
+				return fmt.Errorf("head source %s: %w", t.Source, err)
+			}
+			if !found {
+				return fmt.Errorf("source %s: manifest unknown", t.Source)
+			}
+			srcDigest = d
+			return nil
+		})
+		safeGo(g, func() error {
+			var err error
+			dstDigest, dstFound, err = e.head(gctx, dst)
+			if err != nil {
+				return fmt.Errorf("head destination %s: %w", t.Dest, err)
+			}
+			return nil
+		})
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		if !e.o.Filter.Active() && dstFound && srcDigest == dstDigest {
+			res.Status, res.Message = Skipped, MsgExists
+			res.Digest, res.DstDigest = srcDigest.String(), dstDigest.String()
+			return nil
+		}
+	}
+	desc, err := e.puller.Get(ctx, src)
+	if err != nil {
+		return fmt.Errorf("get source manifest %s: %w", t.Source, err)
+	}
+	res.Digest = desc.Digest.String()
+	raw, mt := desc.Manifest, desc.MediaType
+	var children []v1.Descriptor // nil: all children of an index
+	if e.o.Filter.Active() {
+		switch {
+		case mt.IsIndex():
+			kept, ignored, out, err := e.o.Filter.filterIndex(raw)
+			if err != nil {
+				return fmt.Errorf("source %s: %w", t.Source, err)
+			}
+			if len(kept) == 0 {
+				res.Status, res.Message = Skipped, MsgNoPlatform
+				return nil
+			}
+			if len(ignored) > 0 {
+				ds := make([]string, len(ignored))
+				for i, d := range ignored {
+					ds[i] = d.Digest.String()
+				}
+				res.Message = fmt.Sprintf("%d sub manifests in the list are ignored: %s", len(ignored), strings.Join(ds, ", "))
+			}
+			children, raw = kept, out
+		case mt.IsImage():
+			ok, err := e.imageMatches(ctx, srcRepo, raw)
+			if err != nil {
+				return fmt.Errorf("source %s: %w", t.Source, err)
+			}
+			if !ok {
+				res.Status, res.Message = Skipped, MsgNoPlatform
+				return nil
+			}
+		}
+	}
+	topDigest, _, err := v1.SHA256(strings.NewReader(string(raw)))
+	if err != nil {
+		return err
+	}
+	res.DstDigest = topDigest.String()
+	if !e.o.Force && dstFound && dstDigest == topDigest {
+		res.Status, res.Message = Skipped, MsgExists
+		return nil
+	}
+	if t.ByDigest && topDigest.String() != t.SrcID && !strings.Contains(t.DstID, ":") {
+		// a filtered index of a digest source cannot be pushed under the source digest
+		return fmt.Errorf("source %s: a platform filter changed the index digest; name a destination tag", t.Source)
+	}
+	if e.o.DryRun {
+		n, err := e.planBytes(ctx, srcRepo, raw, mt, children, map[string]bool{})
+		res.Status, res.Bytes = Planned, n
+		return err
+	}
+	if err := e.copyTree(ctx, t, srcRepo, dstRepo, raw, mt, children, dst, counter); err != nil {
+		return err
+	}
+	res.Status = Copied
+	return nil
+}
+
+// safeGo runs f in g, turning a panic into an error so no task is lost to it.
+func safeGo(g *errgroup.Group, f func() error) {
+	g.Go(func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("internal error: %v\n%s", p, debug.Stack())
+			}
+		}()
+		return f()
+	})
+}
+
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// manifestDeps lists what a manifest points at: child manifests (index) or blobs (image).
+func manifestDeps(raw []byte, mt types.MediaType) (children, blobs []v1.Descriptor, err error) {
+	switch {
+	case mt.IsIndex():
+		idx, err := v1.ParseIndexManifest(strings.NewReader(string(raw)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse index: %w", err)
+		}
+		return idx.Manifests, nil, nil
+	case mt.IsSchema1():
+		var s1 struct {
+			FSLayers []struct {
+				BlobSum v1.Hash `json:"blobSum"`
+			} `json:"fsLayers"`
+		}
+		if err := json.Unmarshal(raw, &s1); err != nil {
+			return nil, nil, fmt.Errorf("parse schema1 manifest: %w", err)
+		}
+		seen := map[v1.Hash]bool{}
+		for _, l := range s1.FSLayers {
+			if !seen[l.BlobSum] {
+				seen[l.BlobSum] = true
+				blobs = append(blobs, v1.Descriptor{Digest: l.BlobSum, Size: -1, MediaType: types.DockerLayer})
+			}
+		}
+		return nil, blobs, nil
+	default: // Docker schema2, OCI manifests and artifacts
+		m, err := v1.ParseManifest(strings.NewReader(string(raw)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse manifest (%s): %w", mt, err)
+		}
+		seen := map[v1.Hash]bool{}
+		for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			if d.Digest.Hex == "" || seen[d.Digest] || len(d.URLs) > 0 && !d.MediaType.IsDistributable() {
+				continue
+			}
+			seen[d.Digest] = true
+			blobs = append(blobs, d)
+		}
+		return nil, blobs, nil
+	}
+}
+
+// copyTree writes a manifest after everything it references: children first (each skipped when the
+// destination already has it by digest), blobs before the manifest.
+func (e *Engine) copyTree(ctx context.Context, t plan.Task, srcRepo, dstRepo name.Repository, raw []byte, mt types.MediaType, children []v1.Descriptor, target name.Reference, counter *atomic.Int64) error {
+	all, blobs, err := manifestDeps(raw, mt)
+	if err != nil {
+		return err
+	}
+	if children == nil {
+		children = all
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.o.BlobJobs)
+	for _, c := range children {
+		safeGo(g, func() error {
+			cref := dstRepo.Digest(c.Digest.String())
+			if d, found, err := e.head(gctx, cref); err == nil && found && d == c.Digest {
+				return nil // resumed run: this child is complete
+			}
+			cdesc, err := e.puller.Get(gctx, srcRepo.Digest(c.Digest.String()))
+			if err != nil {
+				return fmt.Errorf("get child manifest %s@%s: %w", srcRepo, c.Digest, err)
+			}
+			return e.copyTree(gctx, t, srcRepo, dstRepo, cdesc.Manifest, cdesc.MediaType, nil, cref, counter)
+		})
+	}
+	for _, b := range blobs {
+		safeGo(g, func() error {
+			if b.Size < 0 { // schema1 carries no sizes
+				b.Size = -1
+			}
+			how, err := e.ensureBlob(gctx, srcRepo, dstRepo, b, counter)
+			e.o.Observer.Blob(BlobEvent{Task: t, Digest: b.Digest.String(), Size: b.Size, How: how, Err: err})
+			if err != nil {
+				return fmt.Errorf("blob %s: %w", b.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	err = e.pusher.Put(ctx, target, rawManifest{raw: raw, mt: mt})
+	e.o.Observer.Manifest(ManifestEvent{Task: t, Ref: target.String(), MediaType: string(mt), Err: err})
+	if err != nil {
+		return fmt.Errorf("put manifest %s: %w", target, err)
+	}
+	return nil
+}
+
+// planBytes sums the sizes of the unique blobs an image references (dry run).
+func (e *Engine) planBytes(ctx context.Context, srcRepo name.Repository, raw []byte, mt types.MediaType, children []v1.Descriptor, seen map[string]bool) (int64, error) {
+	all, blobs, err := manifestDeps(raw, mt)
+	if err != nil {
+		return 0, err
+	}
+	if children == nil {
+		children = all
+	}
+	var n int64
+	for _, b := range blobs {
+		if !seen[b.Digest.String()] && b.Size > 0 {
+			seen[b.Digest.String()] = true
+			n += b.Size
+		}
+	}
+	for _, c := range children {
+		cdesc, err := e.puller.Get(ctx, srcRepo.Digest(c.Digest.String()))
+		if err != nil {
+			return n, fmt.Errorf("get child manifest %s@%s: %w", srcRepo, c.Digest, err)
+		}
+		m, err := e.planBytes(ctx, srcRepo, cdesc.Manifest, cdesc.MediaType, nil, seen)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// imageMatches checks a single image's config os/architecture against the filter.
+func (e *Engine) imageMatches(ctx context.Context, srcRepo name.Repository, raw []byte) (bool, error) {
+	m, err := v1.ParseManifest(strings.NewReader(string(raw)))
+	if err != nil {
+		return false, fmt.Errorf("parse manifest: %w", err)
+	}
+	l, err := e.puller.Layer(ctx, srcRepo.Digest(m.Config.Digest.String()))
+	if err != nil {
+		return false, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return false, fmt.Errorf("get config %s: %w", m.Config.Digest, err)
+	}
+	defer rc.Close()
+	var cfg struct {
+		OS           string `json:"os"`
+		OSVersion    string `json:"os.version"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if err := json.NewDecoder(io.LimitReader(rc, 8<<20)).Decode(&cfg); err != nil {
+		return false, fmt.Errorf("parse config %s: %w", m.Config.Digest, err)
+	}
+	return e.o.Filter.Match(&v1.Platform{OS: cfg.OS, OSVersion: cfg.OSVersion, Architecture: cfg.Architecture, Variant: cfg.Variant}), nil
+}
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Jobs is the number of images copied at once (upstream --proc).
+	Jobs int
+	// Rounds is the number of extra rounds for failed tasks (upstream --retries).
+	Rounds int
+	// OnRound is called before each retry round (for the compat log line).
+	OnRound func(round int)
+	// OnResult is called for each finished task of each round.
+	OnResult func(Result)
+}
+
+// Run copies every task with o.Jobs workers, then re-runs failed tasks up to o.Rounds times.
+// It returns the final result of every task, in task order.
+func (e *Engine) Run(ctx context.Context, tasks []plan.Task, o RunOptions) []Result {
+	if o.Jobs <= 0 {
+		o.Jobs = 1
+	}
+	results := make([]Result, len(tasks))
+	todo := make([]int, len(tasks))
+	for i := range tasks {
+		todo[i] = i
+	}
+	for round := 0; round <= o.Rounds && len(todo) > 0; round++ {
+		if round > 0 && o.OnRound != nil {
+			o.OnRound(round)
+		}
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range min(o.Jobs, len(todo)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					r := e.Copy(ctx, tasks[i])
+					results[i] = r
+					if o.OnResult != nil {
+						o.OnResult(r)
+					}
+				}
+			}()
+		}
+		for _, i := range todo {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		var next []int
+		for _, i := range todo {
+			if results[i].Status == Failed && ctx.Err() == nil {
+				next = append(next, i)
+			}
+		}
+		todo = next
+	}
+	return results
+}
