@@ -119,7 +119,9 @@ func jitter(threshold time.Duration) time.Duration {
 // the namespace must be revisited for token renewal.
 func (r *NamespaceReconciler) reconcileSecrets(ctx context.Context, ns string, desired []Instance, threshold time.Duration) (time.Duration, []error) {
 	var list corev1.SecretList
-	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelManagedBy: ManagedByValue}); err != nil {
+	// Only pull Secrets (they carry the instance label): other ferry Secrets, such as the
+	// webhook's serving certificate, are never touched here.
+	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelManagedBy: ManagedByValue}, client.HasLabels{LabelInstance}); err != nil {
 		return 0, []error{fmt.Errorf("list managed Secrets in %s: %w", ns, err)}
 	}
 	existing := make(map[string]*corev1.Secret, len(list.Items))

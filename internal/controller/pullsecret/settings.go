@@ -210,3 +210,24 @@ func (s *Store) Subscribe() <-chan struct{} {
 func (s *Store) PullSecretsFor(ns, sa string) []string {
 	return s.Current().PullSecretsFor(ns, sa)
 }
+
+// ApplyTo merges the Secret names selected for sa into its imagePullSecrets (the same merge the
+// reconciler does, recorded in AnnotationPullSecrets) and reports whether sa changed. It is what
+// the ServiceAccount-creation webhook calls.
+func (s *Store) ApplyTo(sa *corev1.ServiceAccount) bool {
+	want := s.PullSecretsFor(sa.Namespace, sa.Name)
+	if len(want) == 0 {
+		return false
+	}
+	changed, _, _ := applyToServiceAccount(sa, want)
+	return changed
+}
+
+// WebhookSettings returns the webhook-configuration in force; ok is false when idle.
+func (s *Store) WebhookSettings() (enable bool, failurePolicy string, timeoutSeconds int32, ok bool) {
+	cur := s.Current()
+	if cur == nil {
+		return false, "", 0, false
+	}
+	return cur.Webhook.Enable, cur.Webhook.FailurePolicy, cur.Webhook.TimeoutSeconds, true
+}
