@@ -1,0 +1,378 @@
+// Package app is the image-syncer command: upstream 1.5.5 flags and files, plus ferry's extensions.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrypull/ferry/internal/imagesync/config"
+	"github.com/ferrypull/ferry/internal/imagesync/creds"
+	"github.com/ferrypull/ferry/internal/imagesync/engine"
+	"github.com/ferrypull/ferry/internal/imagesync/logcompat"
+	"github.com/ferrypull/ferry/internal/imagesync/plan"
+	"github.com/ferrypull/ferry/internal/imagesync/progress"
+	"github.com/ferrypull/ferry/internal/imagesync/report"
+	"github.com/ferrypull/ferry/internal/registry"
+)
+
+// Version is set at build time with -ldflags "-X .../app.Version=…".
+var Version = "dev"
+
+// ErrFailedTasks is upstream's final error text (printed to stdout, exit 255).
+var ErrFailedTasks = errors.New("failed tasks exist")
+
+// Options inject dependencies into the command.
+type Options struct {
+	Stdout, Stderr io.Writer
+	// ACRToken mints ACR registry tokens for auth entries with RAM credentials; nil disables them.
+	ACRToken creds.ACRTokenFunc
+}
+
+type flags struct {
+	config, auth, images, log       string
+	proc, retries                   int
+	oses, arches                    []string
+	force                           bool
+	successOut, successFormat       string
+	legacyRegistry, legacyNamespace string
+	records                         string
+
+	dryRun       bool
+	reportFile   string
+	platformMode string
+	perHost      int
+	blobJobs     int
+	progress     string
+	logAppend    bool
+	version      bool
+}
+
+// NewCommand builds the root command.
+func NewCommand(o Options) *cobra.Command {
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	f := &flags{}
+	cmd := &cobra.Command{
+		Use:   "image-syncer",
+		Short: "A docker registry image synchronization tool",
+		Long: `A fast, byte-exact image synchronization tool, compatible with image-syncer 1.5.5.
+Copies images between registries without changing any digest, skips unchanged images with one
+HEAD request per tag, and uploads every blob once per destination registry.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.version {
+				fmt.Fprintln(o.Stdout, "image-syncer (ferry)", Version)
+				return nil
+			}
+			return run(cmd.Context(), cmd, f, o)
+		},
+	}
+	cmd.SetOut(o.Stderr)
+	cmd.SetErr(o.Stderr)
+	pf := cmd.PersistentFlags()
+	// upstream 1.5.5
+	pf.StringVar(&f.config, "config", "", "config file path. This flag is deprecated and will be removed in the future. Please use --auth and --images instead.")
+	pf.StringVar(&f.auth, "auth", "", "auth file path. This flag need to be pair used with --images.")
+	pf.StringVar(&f.images, "images", "", "images file path. This flag need to be pair used with --auth")
+	pf.StringVar(&f.log, "log", "", "log file path (default in os.Stderr)")
+	pf.IntVarP(&f.proc, "proc", "p", 5, "numbers of working goroutines")
+	pf.IntVarP(&f.retries, "retries", "r", 2, "times to retry failed task")
+	pf.StringArrayVar(&f.oses, "os", nil, "os list to filter source tags, not works for OCI media types (ferry: works for every media type; comma lists accepted)")
+	pf.StringArrayVar(&f.arches, "arch", nil, "architecture list to filter source tags, e.g. amd64, arm:v7, linux/arm64/v8 (comma lists accepted)")
+	pf.BoolVar(&f.force, "force", false, "force update manifest whether the destination manifest exists")
+	pf.StringVar(&f.successOut, "output-success-images", "", "output success images in a new file")
+	pf.StringVar(&f.successFormat, "output-images-format", "yaml", "success images output format, json or yaml")
+	// removed upstream flags, accepted for old scripts
+	pf.StringVar(&f.legacyRegistry, "registry", os.Getenv("DEFAULT_REGISTRY"), "deprecated (removed in 1.5.1): default destination registry for empty destinations, env DEFAULT_REGISTRY")
+	pf.StringVar(&f.legacyNamespace, "namespace", os.Getenv("DEFAULT_NAMESPACE"), "deprecated (removed in 1.5.0): default destination namespace for empty destinations, env DEFAULT_NAMESPACE")
+	pf.StringVar(&f.records, "records", "", "deprecated (removed in 1.1.0): ignored")
+	// ferry extensions
+	pf.BoolVar(&f.dryRun, "dry-run", false, "plan only: list what would be copied and how many bytes, write nothing")
+	pf.StringVar(&f.reportFile, "report", "", "write a JSON report (per image: source, destinations, digest, bytes, status, error)")
+	pf.StringVar(&f.platformMode, "platform-mode", "rewrite", "with --os/--arch: rewrite (new index of the selected children, upstream behaviour) or sparse (keep the original index and digest, copy only the selected children)")
+	pf.IntVar(&f.perHost, "registry-concurrency", 16, "maximum requests in flight per registry host")
+	pf.IntVar(&f.blobJobs, "blob-jobs", 4, "blobs copied in parallel per image")
+	pf.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, periodic lines otherwise), bars, lines or none")
+	pf.BoolVar(&f.logAppend, "log-append", false, "append to the --log file instead of truncating it")
+	pf.BoolVar(&f.version, "version", false, "print the version and exit")
+	return cmd
+}
+
+func isTerminal(w io.Writer) bool {
+	fh, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := fh.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+type configError struct{ err error }
+
+func (e *configError) Error() string {
+	return "init sync client error: generate config error: " + e.err.Error()
+}
+func (e *configError) Unwrap() error { return e.err }
+
+func loadConfig(f *flags, log *logcompat.Logger) (config.AuthFile, []config.Entry, error) {
+	if f.config != "" {
+		log.Warnf("--config is deprecated, use --auth and --images")
+		format, err := config.FormatFromPath(f.config)
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := os.ReadFile(f.config)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read config file: %w", err)
+		}
+		l, err := config.ParseLegacy(data, format)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l.Auth, l.Images, nil
+	}
+	if f.images == "" {
+		return nil, nil, errors.New("neither config.json nor images.json is provided")
+	}
+	af := config.AuthFile{}
+	if f.auth == "" {
+		log.Warnf("[Warning] No authentication information found because neither config.json nor auth.json provided, image-syncer may not work fine.")
+	} else {
+		format, err := config.FormatFromPath(f.auth)
+		if err != nil {
+			return nil, nil, err
+		}
+		data, err := os.ReadFile(f.auth)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read auth file: %w", err)
+		}
+		if af, err = config.ParseAuth(data, format, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	format, err := config.FormatFromPath(f.images)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := os.ReadFile(f.images)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read images file: %w", err)
+	}
+	entries, err := config.ParseImages(data, format)
+	if err != nil {
+		return nil, nil, err
+	}
+	return af, entries, nil
+}
+
+func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
+	start := time.Now()
+	logW, tty := o.Stderr, isTerminal(o.Stderr)
+	if f.log != "" {
+		mode := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+		if f.logAppend {
+			mode = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+		}
+		lf, err := os.OpenFile(f.log, mode, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		defer lf.Close()
+		logW, tty = lf, false
+		os.Setenv("NO_COLOR", "true")
+	}
+	var prog progress.Reporter = progress.Nop{W: logW}
+	switch mode := f.progress; {
+	case mode == "bars" || mode == "auto" && tty:
+		prog = progress.NewBars(logW)
+	case mode == "lines" || mode == "auto" && f.log == "" && !tty:
+		lg := logcompat.New(logW, false)
+		prog = progress.NewLines(logW, func(s string) { lg.Infof("%s", s) }, 10*time.Second)
+	case mode == "none" || mode == "auto":
+	default:
+		return &configError{fmt.Errorf("--progress %q: want auto, bars, lines or none", mode)}
+	}
+	defer prog.Stop()
+	log := logcompat.New(prog.Writer(), tty)
+
+	if f.proc < 1 {
+		return &configError{fmt.Errorf("--proc %d: must be at least 1", f.proc)}
+	}
+	if f.retries < 0 {
+		return &configError{fmt.Errorf("--retries %d: must be at least 0", f.retries)}
+	}
+	if f.platformMode != "rewrite" && f.platformMode != "sparse" {
+		return &configError{fmt.Errorf("--platform-mode %q: want rewrite or sparse", f.platformMode)}
+	}
+	if f.records != "" {
+		log.Warnf("--records was removed in image-syncer 1.1.0 and is ignored")
+	}
+	filter, err := engine.ParsePlatformFilter(f.oses, f.arches, f.platformMode == "sparse")
+	if err != nil {
+		fmt.Fprint(o.Stderr, cmd.UsageString())
+		return &configError{err}
+	}
+	af, entries, err := loadConfig(f, log)
+	if err != nil {
+		fmt.Fprint(o.Stderr, cmd.UsageString())
+		return &configError{err}
+	}
+
+	defaults := config.Defaults{Registry: f.legacyRegistry, Namespace: f.legacyNamespace}
+	var rules []config.Rule
+	var ruleEntries []config.Entry
+	rep := report.NewBuilder(start, f.dryRun)
+	failed := 0
+	log.AddTotal(len(entries))
+	for _, e := range entries {
+		r, err := config.ParseRule(e, defaults)
+		if err != nil {
+			failed++
+			log.Failed(logcompat.RuleTask(e.Source, e.Destination), err)
+			rep.Add(e.Source, "", report.Destination{Ref: e.Destination, Status: "failed"}, err)
+			continue
+		}
+		if e.Destination == "" {
+			log.Warnf("empty destination for %s mapped to %s with the deprecated --registry/--namespace", e.Source, r.Dst.Name())
+		}
+		rules = append(rules, r)
+		ruleEntries = append(ruleEntries, e)
+	}
+
+	resolver := creds.New(af, o.ACRToken, nil, func(s string) { log.Infof("%s", s) })
+	hosts := creds.Hosts(af)
+	ht, err := registry.NewHostTransport(hosts)
+	if err != nil {
+		return &configError{err}
+	}
+	tr := registry.NewRetry(registry.NewLimit(ht, f.perHost), registry.DefaultRetryPolicy)
+	eng, err := engine.New(engine.Options{
+		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs,
+		Filter: filter, Force: f.force, DryRun: f.dryRun,
+		Observer: &observer{log: log, prog: prog},
+	})
+	if err != nil {
+		return &configError{err}
+	}
+
+	expanded := plan.Expand(ctx, rules, eng, f.proc)
+	failedRule := map[int]bool{}
+	for _, re := range expanded.Failed {
+		failedRule[re.Rule] = true
+		failed++
+		log.Failed(logcompat.RuleTask(re.Source, re.Destination), re.Err)
+		rep.Add(re.Source, "", report.Destination{Ref: re.Destination, Status: "failed"}, re.Err)
+	}
+	for i, r := range rules {
+		if !failedRule[i] {
+			log.Finish(logcompat.RuleTask(r.Source, ruleEntries[i].Destination), "")
+		}
+	}
+	tasks := expanded.Tasks
+	log.AddTotal(len(tasks))
+	prog.SetTotal(len(tasks))
+
+	results := eng.Run(ctx, tasks, engine.RunOptions{
+		Jobs: f.proc, Rounds: f.retries,
+		OnRound: func(int) {
+			log.Infof("Start to retry tasks, please wait ...")
+			log.ResetCounters(0)
+		},
+		OnResult: func(r engine.Result) {
+			task := logcompat.URLTask(r.Task.Source, r.Task.Dest)
+			switch r.Status {
+			case engine.Failed:
+				log.AddTotal(1)
+				log.Failed(task, r.Err)
+			case engine.Planned:
+				log.Finish(task, fmt.Sprintf("dry run: would copy %s (%d bytes of blobs)", r.Digest, r.Bytes))
+			default:
+				log.Finish(task, r.Message)
+			}
+			if r.Status != engine.Failed {
+				prog.TaskDone()
+			}
+		},
+	})
+	for _, r := range results {
+		d := report.Destination{Ref: r.Task.Dest, Status: string(r.Status), Digest: r.DstDigest, Bytes: r.Bytes, Message: r.Message}
+		rep.Add(r.Task.Source, r.Digest, d, r.Err)
+		if r.Status == engine.Failed {
+			failed++
+		}
+	}
+	final := rep.Done(time.Now())
+	log.Finished(failed, time.Since(start))
+	if f.dryRun {
+		log.Infof("dry run: %d images would be copied, %d bytes of blobs (upper bound), %d unchanged", final.Summary.Planned, final.Summary.Bytes, final.Summary.Skipped)
+	}
+	for _, img := range rep.Failed() {
+		for _, d := range img.Destinations {
+			if d.Status == "failed" {
+				log.Errorf("failed image: %s -> %s: %s", img.Source, d.Ref, d.Error)
+			}
+		}
+	}
+	if f.reportFile != "" {
+		if err := final.WriteJSON(f.reportFile); err != nil {
+			return err
+		}
+	}
+	if f.successOut != "" {
+		if err := final.WriteSuccessImages(f.successOut, f.successFormat); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if failed > 0 {
+		return ErrFailedTasks
+	}
+	return nil
+}
+
+type observer struct {
+	log  *logcompat.Logger
+	prog progress.Reporter
+}
+
+func (ob *observer) Blob(ev engine.BlobEvent) {
+	ob.log.AddTotal(1)
+	task := logcompat.BlobTask(ev.Digest, ev.Size, ev.Task.Source, ev.Task.Dest)
+	if ev.Err != nil {
+		ob.log.Failed(task, ev.Err)
+		return
+	}
+	switch ev.How {
+	case engine.BlobUploaded:
+		ob.prog.AddBytes(max(ev.Size, 0))
+		ob.log.Finish(task, "")
+	case engine.BlobExists, engine.BlobDeduplicated:
+		ob.log.Finish(task, "ignore exist blob")
+	default:
+		ob.log.Finish(task, "mounted blob")
+	}
+}
+
+func (ob *observer) Manifest(ev engine.ManifestEvent) {
+	ob.log.AddTotal(1)
+	task := logcompat.ManifestTask(ev.Task.Source, ev.Ref)
+	if ev.Err != nil {
+		ob.log.Failed(task, ev.Err)
+		return
+	}
+	ob.log.Finish(task, "")
+}
