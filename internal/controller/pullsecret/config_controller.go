@@ -6,9 +6,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,11 +34,16 @@ const (
 
 // ConfigReconciler loads kube-system/acr-configuration into a Store. It keeps the last good
 // Settings when the ConfigMap becomes invalid and goes idle when it is missing.
+//
+// It runs on every replica, leader or not, because every replica serves the webhook from the
+// same Store; only the leader emits Events.
 type ConfigReconciler struct {
 	Client   client.Reader
 	Store    *Store
 	Load     Loader
 	Recorder events.EventRecorder
+	// Elected is closed once this replica leads (mgr.Elected()); nil means always.
+	Elected <-chan struct{}
 
 	lastVersion string // resourceVersion last acted on ("" = missing)
 	seen        bool
@@ -66,7 +73,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 		configValid.Set(0)
 		configReloads.WithLabelValues("missing").Inc()
 		logger.Info("acr-configuration not found; idle until it is created")
-		r.Recorder.Eventf(configRef, nil, corev1.EventTypeWarning, ReasonConfigMissing, "Load",
+		r.recorder().Eventf(configRef, nil, corev1.EventTypeWarning, ReasonConfigMissing, "Load",
 			"ConfigMap %s not found: ferry is idle (existing Secrets and ServiceAccounts are left as they are)", configKey)
 		return ctrl.Result{}, nil
 	}
@@ -87,12 +94,12 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 			keeping = "the last good configuration keeps running"
 		}
 		logger.Error(err, "invalid acr-configuration; "+keeping, "resourceVersion", cm.ResourceVersion)
-		r.Recorder.Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigInvalid, "Load", "invalid configuration, %s: %v", keeping, err)
+		r.recorder().Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigInvalid, "Load", "invalid configuration, %s: %v", keeping, err)
 		return ctrl.Result{}, nil // a new edit triggers the next attempt
 	}
 	for _, w := range warnings {
 		logger.Info("acr-configuration warning", "field", w.Field, "warning", w.Message)
-		r.Recorder.Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigWarning, "Load", "%s: %s", w.Field, w.Message)
+		r.recorder().Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigWarning, "Load", "%s: %s", w.Field, w.Message)
 	}
 	r.Store.Set(settings)
 	configValid.Set(1)
@@ -103,7 +110,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	}
 	logger.Info("acr-configuration loaded", "resourceVersion", cm.ResourceVersion, "instances", keys,
 		"expiringThreshold", settings.ExpiringThreshold.String(), "webhook", settings.Webhook.Enable)
-	r.Recorder.Eventf(cm, nil, corev1.EventTypeNormal, ReasonConfigLoaded, "Load",
+	r.recorder().Eventf(cm, nil, corev1.EventTypeNormal, ReasonConfigLoaded, "Load",
 		"loaded %d instance(s): %v", len(keys), keys)
 	return ctrl.Result{}, nil
 }
@@ -118,10 +125,28 @@ func (r *ConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		q.Add(reconcile.Request{NamespacedName: configKey})
 		return nil
 	})
+	opts := ctrlOptions(1)
+	opts.NeedLeaderElection = ptr.To(false)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("acr-configuration").
 		For(&corev1.ConfigMap{}, builder.WithPredicates(isConfig)).
 		WatchesRawSource(kick).
-		WithOptions(ctrlOptions(1)).
+		WithOptions(opts).
 		Complete(r)
 }
+
+// recorder drops Events on replicas that do not lead, so each change is reported once.
+func (r *ConfigReconciler) recorder() events.EventRecorder {
+	if r.Elected != nil {
+		select {
+		case <-r.Elected:
+		default:
+			return nopRecorder{}
+		}
+	}
+	return r.Recorder
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {}

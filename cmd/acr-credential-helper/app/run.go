@@ -1,0 +1,203 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/ferrypull/ferry/internal/acrconfig"
+	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/redact"
+	"github.com/ferrypull/ferry/internal/webhook/serviceaccount"
+)
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;create;update;patch;delete
+
+// Run starts the manager and blocks until ctx ends. Logs go to stderr.
+func Run(ctx context.Context, o *Options) error {
+	return RunWithLogs(ctx, o, os.Stderr, nil)
+}
+
+// RunWithLogs is Run with the log destination chosen by the caller (tests capture it) and an
+// optional TokenSource replacing the one built from the flags.
+func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsecret.TokenSource) error {
+	logger := newLogger(o, logs)
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	ctx = logr.NewContext(ctx, logger)
+
+	cfg, err := restConfig(o)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+
+	direct, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+
+	var (
+		certs    *serviceaccount.CertProvider
+		whServer webhook.Server
+	)
+	if o.WebhookPort > 0 {
+		wo := webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}
+		if o.CertManager == "" {
+			certs = &serviceaccount.CertProvider{Client: direct, Namespace: o.Namespace, SecretName: o.WebhookCertSecret,
+				DNSNames: serviceaccount.ServiceDNSNames(o.WebhookService, o.Namespace)}
+			if o.WebhookURL != "" {
+				addWebhookURLHost(certs, o.WebhookURL)
+			}
+			if err := ensureCerts(ctx, certs); err != nil {
+				return err
+			}
+			wo.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
+		}
+		whServer = webhook.NewServer(wo)
+	}
+
+	leNS := o.LeaderElectionNS
+	if leNS == "" {
+		leNS = o.Namespace
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        clientgoscheme.Scheme,
+		Logger:                        logger,
+		Cache:                         pullsecret.CacheOptions(),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.HealthAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       leNS,
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 whServer,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	mode, _ := acrconfig.ParseTokenMode(o.TokenMode)
+	if tokens == nil {
+		tokens, err = newTokenSource(ctx, o, mgr)
+		if err != nil {
+			return err
+		}
+	}
+	store := &pullsecret.Store{}
+	rec := mgr.GetEventRecorder("ferry-acr-credential-helper")
+	if err := (&pullsecret.ConfigReconciler{
+		Client: mgr.GetClient(), Store: store, Recorder: rec, Elected: mgr.Elected(),
+		Load: pullsecret.NewLoader(acrconfig.Options{ClusterRegion: o.Region, TokenMode: mode}),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up config controller: %w", err)
+	}
+	if err := (&pullsecret.NamespaceReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: store, Tokens: tokens, Recorder: rec,
+		MaxConcurrentReconciles: o.Workers,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up pull-secret controller: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if whServer != nil {
+		mgr.GetWebhookServer().Register(serviceaccount.Path, serviceaccount.NewWebhook(store))
+		cm := &serviceaccount.ConfigManager{
+			Client: direct, Policy: store, Name: o.WebhookConfigName, Namespace: o.Namespace,
+			URL: o.WebhookURL, Certs: certs, CertManager: o.CertManager, Resync: o.WebhookResync,
+		}
+		if o.WebhookURL == "" {
+			cm.Service = &admissionregistrationv1.ServiceReference{Namespace: o.Namespace, Name: o.WebhookService}
+		}
+		if err := mgr.Add(cm); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
+	} else if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+
+	logger.Info("starting acr-credential-helper", "region", o.Region, "tokenMode", string(mode), "leaderElect", o.LeaderElect,
+		"webhookPort", o.WebhookPort, "namespace", o.Namespace)
+	return mgr.Start(ctx)
+}
+
+// newLogger builds a logr.Logger on slog that redacts secrets from every record.
+func newLogger(o *Options, w io.Writer) logr.Logger {
+	opts := &slog.HandlerOptions{Level: slog.Level(-o.LogLevel)}
+	var h slog.Handler
+	if o.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return logr.FromSlogHandler(redact.NewHandler(h))
+}
+
+func restConfig(o *Options) (*rest.Config, error) {
+	if o.Kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", o.Kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes config (in-cluster or $KUBECONFIG): %w", err)
+	}
+	return cfg, nil
+}
+
+// addWebhookURLHost puts the host of --webhook-url into the serving certificate.
+func addWebhookURLHost(c *serviceaccount.CertProvider, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		c.IPs = append(c.IPs, ip)
+	} else if u.Hostname() != "" {
+		c.DNSNames = append(c.DNSNames, u.Hostname())
+	}
+}
+
+// ensureCerts loads or creates the webhook certificate before the server starts, retrying
+// while the apiserver is unreachable.
+func ensureCerts(ctx context.Context, c *serviceaccount.CertProvider) error {
+	var err error
+	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		if err = c.Ensure(ctx); err == nil {
+			return nil
+		}
+		ctrl.Log.Error(err, "webhook certificate not ready; retrying")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("webhook certificate: %w", err)
+		case <-time.After(delay):
+		}
+	}
+}
