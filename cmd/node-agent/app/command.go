@@ -1,0 +1,113 @@
+// Package app is the node-agent command: flags, logging and the wiring of the
+// registry host configuration reconciler.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ferrypull/ferry/internal/nodeagent/agent"
+	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
+)
+
+// RunFunc runs the agent with validated options until ctx ends.
+type RunFunc func(ctx context.Context, o *Options) error
+
+// Options are node-agent's command-line settings.
+type Options struct {
+	NodeName          string
+	ConfigPath        string
+	AllowedRegistries []string
+	Scope             string
+	Kubeconfig        string
+	MetricsAddr       string
+	HealthAddr        string
+	LogLevel          int
+
+	allow *hostsconfig.Allowlist
+}
+
+// DefaultOptions returns the defaults; NodeName defaults to $NODE_NAME.
+func DefaultOptions() *Options {
+	return &Options{
+		NodeName:    os.Getenv("NODE_NAME"),
+		ConfigPath:  "/etc/containerd/certs.d",
+		Scope:       string(agent.ScopeCluster),
+		MetricsAddr: ":8080",
+		HealthAddr:  ":8081",
+	}
+}
+
+// AddFlags registers the flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "name of this node (default $NODE_NAME; the downward API spec.nodeName)")
+	fs.StringVar(&o.ConfigPath, "config-path", o.ConfigPath, "containerd registry config_path (certs.d directory) as mounted in this container; a single directory")
+	fs.StringSliceVar(&o.AllowedRegistries, "allowed-registries", o.AllowedRegistries,
+		"registries Pod annotations may downgrade: host, host:port, *.domain[:port], CIDR; comma-separated or repeated; empty denies all")
+	fs.StringVar(&o.Scope, "pod-scope", o.Scope, `which Pods to serve: "cluster" (Pods labelled by ferry's Pod webhook, configured before scheduling) or "node" (Pods bound to this node; no webhook needed, no ordering)`)
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: in-cluster config)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, `Prometheus metrics address ("0" disables)`)
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, `/healthz and /readyz address ("0" disables)`)
+	fs.IntVarP(&o.LogLevel, "v", "v", o.LogLevel, "log verbosity")
+}
+
+// Validate checks the options and parses the allow-list.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.NodeName == "" {
+		errs = append(errs, errors.New("--node-name is required (or set NODE_NAME)"))
+	}
+	if o.ConfigPath == "" {
+		errs = append(errs, errors.New("--config-path is required"))
+	} else if strings.Contains(o.ConfigPath, ":") {
+		errs = append(errs, fmt.Errorf("--config-path %q: give one directory; containerd's transfer service treats a colon-separated config_path as one path", o.ConfigPath))
+	}
+	if o.Scope != string(agent.ScopeCluster) && o.Scope != string(agent.ScopeNode) {
+		errs = append(errs, fmt.Errorf("--pod-scope %q: want %q or %q", o.Scope, agent.ScopeCluster, agent.ScopeNode))
+	}
+	allow, err := hostsconfig.ParseAllowlist(o.AllowedRegistries)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	o.allow = allow
+	return errors.Join(errs...)
+}
+
+// Allowlist returns the parsed allow-list (after Validate).
+func (o *Options) Allowlist() *hostsconfig.Allowlist { return o.allow }
+
+// NewCommand returns the cobra command; run is called with the validated options.
+func NewCommand(run RunFunc, args []string) *cobra.Command {
+	o := DefaultOptions()
+	cmd := &cobra.Command{
+		Use:   "node-agent",
+		Short: "Configure containerd registry hosts for ECI registry annotations",
+		Long: `node-agent watches Pods annotated with k8s.aliyun.com/plain-http-registry or
+k8s.aliyun.com/insecure-registry and writes containerd registry host configuration
+(<config-path>/<host[:port]>/hosts.toml) for the hosts that --allowed-registries permits.
+It merges into existing files and removes only what it wrote. Hosts outside the allow-list
+get a Warning Event on the Pod. The result is published on the Node object
+(annotation node-agent.ferry.dev/registry-hosts) for ferry's Pod gate.
+
+The setting is node-wide: once written, every Pod on the node reaches that registry
+over plain HTTP or without TLS verification. See docs/annotations.md.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.SetArgs(args)
+	return cmd
+}
