@@ -156,7 +156,9 @@ func (e *env) secret(t *testing.T, akID string) string {
 	return o.Secret
 }
 
-func hostOf(s *httptest.Server) string { return strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://") }
+func hostOf(s *httptest.Server) string {
+	return strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
+}
 
 type clientOpts struct {
 	tls       bool
