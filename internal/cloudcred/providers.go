@@ -79,7 +79,9 @@ func (p *refreshing) creds() *providers.Credentials {
 // own transport.
 type daraHTTP struct{ c *http.Client }
 
-func (d daraHTTP) Call(req *http.Request, _ *http.Transport) (*http.Response, error) { return d.c.Do(req) }
+func (d daraHTTP) Call(req *http.Request, _ *http.Transport) (*http.Response, error) {
+	return d.c.Do(req)
+}
 
 func (r *Resolver) stsClient(cred credentials.Credential) (*sts.Client, error) {
 	cfg := &openapi.Config{
