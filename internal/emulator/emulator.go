@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrypull/ferry/internal/emulator/openapi"
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
@@ -259,13 +260,16 @@ func (e *Emulator) Close() error {
 	e.closed = true
 	servers := e.servers
 	e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Connections that never sent a request count as busy for 5 s in
+	// Shutdown; after a short grace period the rest are closed hard.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var errs []error
 	for _, s := range servers {
 		if err := s.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-			_ = s.Close()
+			if cerr := s.Close(); cerr != nil {
+				errs = append(errs, cerr)
+			}
 		}
 	}
 	errs = append(errs, e.front.Close())
@@ -274,9 +278,33 @@ func (e *Emulator) Close() error {
 
 // openAPIHandler serves the Container Registry OpenAPI and STS.
 func (e *Emulator) openAPIHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, http.StatusNotImplemented, "NotImplemented", "the OpenAPI handler is not wired yet")
-	})
+	region := "cn-hangzhou"
+	if len(e.sites) > 0 {
+		region = e.sites[0].Region
+	}
+	return openapi.New(e.ram,
+		openapi.WithLogger(e.log.With("component", "openapi")),
+		openapi.WithTagLister(tagLister{e.front}),
+		openapi.WithDefaultRegion(region))
+}
+
+// tagLister adapts the registry front to the OpenAPI's ListRepoTag.
+type tagLister struct{ front *registry.Front }
+
+func (t tagLister) ListTags(ctx context.Context, inst *world.Instance, ns, repo string) ([]openapi.Tag, error) {
+	site := inst.ID
+	if inst.Edition() == world.EditionPersonal {
+		site = registry.PersonalSiteID(inst.Region)
+	}
+	tags, err := t.front.ListTags(ctx, site, ns, repo)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]openapi.Tag, 0, len(tags))
+	for _, tg := range tags {
+		out = append(out, openapi.Tag{Tag: tg.Tag, Digest: tg.Digest, Size: tg.Size, Created: tg.Updated, Updated: tg.Updated})
+	}
+	return out, nil
 }
 
 // metadataHandler serves ECS instance metadata (also as an HTTP proxy
