@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferrypull/ferry/internal/cloudcred"
-	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 )
 
@@ -290,4 +290,3 @@ func assertNoSecrets(t *testing.T, e *emu, extra string, secrets ...string) {
 		t.Fatalf("expected some log output to search, got %q", e.logs.String())
 	}
 }
-
