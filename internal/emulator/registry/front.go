@@ -188,6 +188,8 @@ func (f *Front) lookupSite(key string) *site {
 	return nil
 }
 
+// newApp builds one distribution registry on rootDir; an empty service
+// disables authentication (benchmark baseline only).
 func newApp(ctx context.Context, rootDir, service, jwksPath, secret string) (app *handlers.App, err error) {
 	if err := os.MkdirAll(rootDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create storage dir: %w", err)
@@ -200,15 +202,17 @@ func newApp(ctx context.Context, rootDir, service, jwksPath, secret string) (app
 		"redirect":    configuration.Parameters{"disable": true},
 		"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
 	}
-	cfg.Auth = configuration.Auth{"token": configuration.Parameters{
-		"realm":             RealmPath, // unused: autoredirect builds the realm from the request
-		"autoredirect":      true,
-		"autoredirectpath":  RealmPath,
-		"issuer":            Issuer,
-		"service":           service,
-		"jwks":              jwksPath,
-		"signingalgorithms": []any{"RS256"},
-	}}
+	if service != "" {
+		cfg.Auth = configuration.Auth{"token": configuration.Parameters{
+			"realm":             RealmPath, // unused: autoredirect builds the realm from the request
+			"autoredirect":      true,
+			"autoredirectpath":  RealmPath,
+			"issuer":            Issuer,
+			"service":           service,
+			"jwks":              jwksPath,
+			"signingalgorithms": []any{"RS256"},
+		}}
+	}
 	cfg.HTTP.Secret = secret
 	cfg.Catalog.MaxEntries = 1000
 	cfg.Log.AccessLog.Disabled = true
