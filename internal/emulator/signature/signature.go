@@ -284,7 +284,9 @@ func (q *Request) parseACS3(r *http.Request, auth string, body []byte) error {
 	var b strings.Builder
 	b.WriteString(r.Method + "\n")
 	b.WriteString(canonicalURI(r.URL.Path) + "\n")
-	b.WriteString(canonicalQuery(q.Params, "") + "\n")
+	// Only the URL query is canonicalized; a body is covered by x-acs-content-sha256.
+	query, _ := url.ParseQuery(r.URL.RawQuery)
+	b.WriteString(canonicalQuery(query, "") + "\n")
 	for _, n := range names {
 		v := r.Header.Get(n)
 		if n == "host" {

@@ -323,3 +323,29 @@ func FuzzVerifyROA(f *testing.F) {
 		}
 	})
 }
+
+// TestACS3FormBodyNotInQuery: with ACS3 a form body is covered by x-acs-content-sha256, not by
+// the canonical query; its parameters are still visible to the handler.
+func TestACS3FormBodyNotInQuery(t *testing.T) {
+	body := "RoleSessionName=abc"
+	r := acs3Vector()
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	sum := sha256.Sum256([]byte(body))
+	r.Header.Set("x-acs-content-sha256", hex.EncodeToString(sum[:]))
+	q, err := Parse(r, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Param("RoleSessionName") != "abc" {
+		t.Errorf("form parameter missing: %v", q.Params)
+	}
+	h := hex.EncodeToString(sum[:])
+	canon := "POST\n/\nInstanceId=cri-abc123&InstanceName=my%20inst%2A~\n" +
+		"host:cr.cn-hangzhou.aliyuncs.com\nx-acs-action:GetAuthorizationToken\nx-acs-content-sha256:" + h +
+		"\nx-acs-date:2024-01-01T00:00:00Z\nx-acs-signature-nonce:3156853299f313e23d1673dc12e1703d\nx-acs-version:2018-12-01\n\n" +
+		"host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version\n" + h
+	cs := sha256.Sum256([]byte(canon))
+	if want := "ACS3-HMAC-SHA256\n" + hex.EncodeToString(cs[:]); q.StringToSign() != want {
+		t.Errorf("string to sign = %q, want %q", q.StringToSign(), want)
+	}
+}
