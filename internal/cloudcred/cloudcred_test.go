@@ -1,0 +1,207 @@
+package cloudcred
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
+	"github.com/alibabacloud-go/tea/dara"
+
+	"github.com/ferrypull/ferry/internal/acrconfig")
+
+func TestPrecedenceAndKeys(t *testing.T) {
+	r, err := NewResolver(Options{Region: "cn-hangzhou", ManagedRoleARN: "acs:ram::1:role/AliyunCSManagedAcrRole"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addon := &AccessKey{ID: "LTAIaddon", Secret: "addon-secret-value"}
+	custom := &AccessKey{ID: "LTAIcustom", Secret: "custom-secret-value"}
+	tests := []struct {
+		name string
+		req  Request
+		kind Kind
+		key  string
+	}{
+		{"custom wins over everything", Request{CustomAccessKey: custom, RRSAEnabled: true, RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p", AddonAccessKey: addon},
+			KindCustomAccessKey, "customAccessKey:LTAIcustom"},
+		{"rrsa over add-on secret", Request{RRSAEnabled: true, RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p", AddonAccessKey: addon},
+			KindRRSA, "rrsa:acs:ram::1:oidc-provider/p:acs:ram::1:role/r"},
+		{"rrsa disabled", Request{RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p", AddonAccessKey: addon},
+			KindAddonSecret, "addonSecret:LTAIaddon"},
+		{"add-on secret over token mode", Request{AddonAccessKey: addon, TokenMode: acrconfig.TokenModeWorkerRole}, KindAddonSecret, "addonSecret:LTAIaddon"},
+		{"half a custom key is ignored", Request{CustomAccessKey: &AccessKey{ID: "x"}, AddonAccessKey: addon}, KindAddonSecret, "addonSecret:LTAIaddon"},
+		{"workerRole", Request{TokenMode: acrconfig.TokenModeWorkerRole}, KindWorkerRole, "workerRole"},
+		{"auto picks managedRole when configured", Request{}, KindManagedRole, "workerRole>managedRole:acs:ram::1:role/AliyunCSManagedAcrRole"},
+		{"chain", Request{AddonAccessKey: addon, AssumeRoleARN: "acs:ram::2:role/pull", ExpireDuration: 3 * time.Hour},
+			KindAddonSecret, "addonSecret:LTAIaddon>assumeRole:acs:ram::2:role/pull:10800s"},
+		{"chain default duration", Request{TokenMode: acrconfig.TokenModeWorkerRole, AssumeRoleARN: "acs:ram::2:role/pull"},
+			KindWorkerRole, "workerRole>assumeRole:acs:ram::2:role/pull:3600s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := r.Resolve(t.Context(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Kind() != tt.kind || id.Key() != tt.key || id.String() != tt.key {
+				t.Fatalf("got %s (%s), want %s (%s)", id.Key(), id.Kind(), tt.key, tt.kind)
+			}
+			if strings.Contains(fmt.Sprintf("%v %+v %s", id, id.Chain(), id.LogValue()), "secret-value") {
+				t.Fatal("identity prints a secret")
+			}
+		})
+	}
+	// a rotated secret behind the same AccessKey ID gets a new identity (same public key)
+	a, _ := r.Resolve(t.Context(), Request{AddonAccessKey: addon})
+	b, _ := r.Resolve(t.Context(), Request{AddonAccessKey: &AccessKey{ID: "LTAIaddon", Secret: "rotated-secret"}})
+	if a == b || a.Key() != b.Key() {
+		t.Error("rotated secret must give a new identity with the same key")
+	}
+	noManaged, _ := NewResolver(Options{})
+	if _, err := noManaged.Resolve(t.Context(), Request{TokenMode: acrconfig.TokenModeManagedRole}); !errors.Is(err, ErrNoSource) {
+		t.Errorf("managedRole without ARN: %v", err)
+	}
+	if id, _ := noManaged.Resolve(t.Context(), Request{}); id.Kind() != KindWorkerRole {
+		t.Errorf("auto without a managed role = %s", id.Kind())
+	}
+}
+
+func TestRequestFor(t *testing.T) {
+	cfg, _, err := acrconfig.Parse(map[string]string{
+		"rrsa": "enable: true",
+		"acr-registry-info": `- instanceId: cri-a
+  customAccessKey: LTAIx
+  customAccessKeySecret: sec
+  assumeRoleARN: acs:ram::2:role/p
+  expireDuration: 7200
+  rrsaRoleARN: acs:ram::1:role/r
+  rrsaOIDCProviderRoleARN: acs:ram::1:oidc-provider/p`,
+	}, acrconfig.Options{ClusterRegion: "cn-hangzhou", TokenMode: acrconfig.TokenModeWorkerRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := RequestFor(cfg, cfg.Instances[0], &AccessKey{ID: "a", Secret: "b"})
+	if req.CustomAccessKey == nil || req.CustomAccessKey.Secret.Reveal() != "sec" || !req.RRSAEnabled || req.AssumeRoleARN != "acs:ram::2:role/p" ||
+		req.ExpireDuration != 2*time.Hour || req.TokenMode != acrconfig.TokenModeWorkerRole || req.AddonAccessKey.ID != "a" {
+		t.Fatalf("request = %+v", req)
+	}
+}
+
+func TestEndpointsAndOptions(t *testing.T) {
+	for _, tt := range []struct {
+		region string
+		vpc    bool
+		want   string
+	}{{"", false, "sts.aliyuncs.com"}, {"cn-beijing", false, "sts.cn-beijing.aliyuncs.com"}, {"cn-beijing", true, "sts-vpc.cn-beijing.aliyuncs.com"}} {
+		if got := STSEndpoint(tt.region, tt.vpc); got != tt.want {
+			t.Errorf("STSEndpoint(%q,%v) = %s", tt.region, tt.vpc, got)
+		}
+	}
+	if _, err := NewResolver(Options{STSProtocol: "ftp"}); err == nil {
+		t.Error("bad protocol accepted")
+	}
+	if _, err := NewResolver(Options{STSEndpoint: "https://sts.local"}); err == nil {
+		t.Error("endpoint with scheme accepted")
+	}
+	if _, err := NewHTTPClient("/nonexistent/ca.pem"); err == nil {
+		t.Error("missing CA file accepted")
+	}
+}
+
+func TestRefreshingProvider(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var calls atomic.Int64
+	var fail atomic.Bool
+	p := &refreshing{name: "test", now: func() time.Time { return now }, fetch: func(ctx context.Context) (*session, error) {
+		n := calls.Add(1)
+		if fail.Load() {
+			return nil, errors.New("sts down")
+		}
+		return &session{AccessKeyID: fmt.Sprintf("STS.%d", n), AccessKeySecret: "s", SecurityToken: "t", Expiration: now.Add(time.Hour)}, nil
+	}}
+	get := func() string {
+		c, err := p.GetCredentials()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.AccessKeyId
+	}
+	if get() != "STS.1" || get() != "STS.1" {
+		t.Fatal("not cached")
+	}
+	now = now.Add(29 * time.Minute)
+	if get() != "STS.1" {
+		t.Fatal("renewed before half its life")
+	}
+	now = now.Add(2 * time.Minute)
+	if get() != "STS.2" {
+		t.Fatal("not renewed after half its life")
+	}
+	// STS fails: the old session (29 min left) keeps being used
+	fail.Store(true)
+	now = now.Add(31 * time.Minute)
+	if get() != "STS.2" {
+		t.Fatal("old session not kept during an STS failure")
+	}
+	now = now.Add(29 * time.Minute) // 30 s left: no longer usable
+	if _, err := p.GetCredentials(); err == nil {
+		t.Fatal("want an error once the old session is about to expire")
+	}
+	if p.GetProviderName() != "test" {
+		t.Error("provider name")
+	}
+}
+
+func TestAsAPIError(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		status    int
+		code      string
+		reqID     string
+		temporary bool
+		missing   string
+	}{
+		{"client error permission", &openapi.ClientError{StatusCode: dara.Int(403), Code: dara.String("NoPermission"), Message: dara.String("code: 403, You are not authorized request id: R-1"), RequestId: dara.String("R-1")},
+			403, "NoPermission", "R-1", false, "sts:AssumeRole"},
+		{"server error", &openapi.ServerError{StatusCode: dara.Int(503), Code: dara.String("ServiceUnavailable"), RequestId: dara.String("R-2")}, 503, "ServiceUnavailable", "R-2", true, ""},
+		{"throttling", &openapi.ThrottlingError{StatusCode: dara.Int(400), Code: dara.String("Throttling.User")}, 400, "Throttling.User", "", true, ""},
+		{"dara sdk error", &dara.SDKError{StatusCode: dara.Int(404), Code: dara.String("USER_NOT_EXIST"), Data: dara.String(`{"requestId":"R-3"}`)}, 404, "USER_NOT_EXIST", "R-3", false, ""},
+		{"transport", fmt.Errorf("dial tcp: %w", errors.New("connection refused")), 0, "", "", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := AsAPIError("sts", "AssumeRole", tt.err)
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("not an APIError: %v", err)
+			}
+			if ae.HTTPStatus != tt.status || ae.Code != tt.code || ae.RequestID != tt.reqID || ae.Temporary() != tt.temporary || ae.MissingAction() != tt.missing {
+				t.Fatalf("got %+v temporary=%v missing=%q", ae, ae.Temporary(), ae.MissingAction())
+			}
+			if !errors.Is(err, tt.err) {
+				t.Error("the SDK error is not wrapped")
+			}
+			if strings.Contains(ae.Message, "request id:") {
+				t.Errorf("message keeps the SDK suffix: %q", ae.Message)
+			}
+		})
+	}
+	if AsAPIError("cr", "X", nil) != nil {
+		t.Error("nil")
+	}
+	inner := &APIError{Service: "sts", Action: "AssumeRole", HTTPStatus: 403, Code: "NoPermission"}
+	if got := AsAPIError("cr", "GetAuthorizationToken", fmt.Errorf("cred: %w", inner)); !errors.Is(got, inner) || MissingAction(got) != "sts:AssumeRole" {
+		t.Errorf("an inner STS error must be kept: %v", got)
+	}
+	e := &APIError{Service: "cr", Action: "GetAuthorizationToken", HTTPStatus: http.StatusForbidden, Code: "NoPrivilege", Message: "Access denied", RequestID: "R"}
+	if got := e.Error(); got != "cr GetAuthorizationToken failed (HTTP 403): NoPrivilege: Access denied (request id R); grant the RAM action cr:GetAuthorizationToken" {
+		t.Errorf("Error() = %q", got)
+	}
+}
