@@ -13,7 +13,8 @@ import (
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	"github.com/alibabacloud-go/tea/dara"
 
-	"github.com/ferrypull/ferry/internal/acrconfig")
+	"github.com/ferrypull/ferry/internal/acrconfig"
+)
 
 func TestPrecedenceAndKeys(t *testing.T) {
 	r, err := NewResolver(Options{Region: "cn-hangzhou", ManagedRoleARN: "acs:ram::1:role/AliyunCSManagedAcrRole"})

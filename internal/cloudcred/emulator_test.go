@@ -50,8 +50,12 @@ type lockedBuffer struct {
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *lockedBuffer) String() string             { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func startRig(t *testing.T) *rig {
 	t.Helper()
@@ -316,7 +320,11 @@ func TestEmulatorWorkerRoleIMDSv1Disabled(t *testing.T) {
 		t.Fatalf("%s %v", arn, err)
 	}
 	// no metadata service at all: a clear error, not a hang or a panic
-	res = r.resolver(t, func(o *cloudcred.Options) { o.MetadataProxy = ""; o.MetadataURL = "http://127.0.0.1:1"; o.DisableIMDSv1 = true })
+	res = r.resolver(t, func(o *cloudcred.Options) {
+		o.MetadataProxy = ""
+		o.MetadataURL = "http://127.0.0.1:1"
+		o.DisableIMDSv1 = true
+	})
 	id, _ = res.Resolve(t.Context(), cloudcred.Request{TokenMode: acrconfig.TokenModeWorkerRole})
 	if _, err := r.callerARN(t, id); err == nil || !strings.Contains(err.Error(), "IMDSv2 token") {
 		t.Fatalf("want an IMDSv2 error, got %v", err)
