@@ -168,6 +168,22 @@ func (f *fixture) token(t *testing.T, akID, instanceID string) authn.Authenticat
 	return &authn.Basic{Username: user, Password: tok}
 }
 
+// personalToken mints a Personal Edition token, as GET /tokens does.
+func (f *fixture) personalToken(t *testing.T, akID, uid, region string) authn.Authenticator {
+	t.Helper()
+	_, p, err := f.svc.ResolveAccessKey(akID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, ok := f.w.PersonalInstance(uid, region)
+	if !ok {
+		t.Fatalf("no personal instance of %s in %s", uid, region)
+	}
+	user, tok, _ := f.svc.IssueRegistryToken(p, inst)
+	f.secrets = append(f.secrets, tok)
+	return &authn.Basic{Username: user, Password: tok}
+}
+
 func (f *fixture) password(t *testing.T, uid, user string) authn.Authenticator {
 	t.Helper()
 	a, _ := f.w.AccountByUID(uid)
@@ -194,6 +210,7 @@ func TestPullPushWithAuthorizationToken(t *testing.T) {
 	puller := f.token(t, "LTAI5tFerryAPuller01", world.DemoInstanceAHangzhou)
 	syncer := f.token(t, "LTAI5tFerryASyncer01", world.DemoInstanceAHangzhou)
 	pullerOnB := f.token(t, "LTAI5tFerryAPuller01", world.DemoInstanceBHangzhou)
+	personal := f.personalToken(t, "LTAI5tFerryAPuller01", world.DemoAccountA, "cn-hangzhou")
 	img, err := random.Image(2048, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +255,8 @@ func TestPullPushWithAuthorizationToken(t *testing.T) {
 		{name: "whitelisted source on the public domain", auth: f.token(t, "LTAI5tFerryAPuller01", world.DemoInstanceABeijing), domain: bjDomain, ref: "apps/hello:v1", src: "127.0.0.1"},
 		{name: "non-whitelisted source on the public domain", auth: f.token(t, "LTAI5tFerryAPuller01", world.DemoInstanceABeijing), domain: bjDomain, ref: "apps/hello:v1", src: "127.0.0.2", wantStatus: http.StatusForbidden},
 		{name: "non-whitelisted source on the VPC domain", auth: f.token(t, "LTAI5tFerryAPuller01", world.DemoInstanceABeijing), domain: bjVPCDomain, ref: "apps/hello:v1", src: "127.0.0.2"},
+		{name: "personal edition with a /tokens token", auth: personal, domain: personalHZ, ref: "ferry-a/hello:v1"},
+		{name: "personal edition token cannot push to an EE instance", auth: personal, domain: hzDomain, ref: "apps/hello:v1", wantStatus: http.StatusUnauthorized},
 		{name: "personal edition with access-credential password", auth: &authn.Basic{Username: "acr-puller@" + world.DemoAccountA, Password: f.password(t, world.DemoAccountA, "acr-puller").(*authn.Basic).Password}, domain: personalHZ, ref: "ferry-a/hello:v1"},
 	}
 	for _, tt := range tests {
