@@ -23,6 +23,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/ferrypull/ferry/internal/acrconfig"
 	"github.com/ferrypull/ferry/internal/cloudcred"
 	"github.com/ferrypull/ferry/internal/redact"
 )
@@ -51,6 +52,11 @@ func (i Instance) Key() string {
 		return i.Region + "/personal"
 	}
 	return i.Region + "/" + i.ID
+}
+
+// InstanceFor converts a configured acr-registry-info entry.
+func InstanceFor(e acrconfig.Instance) Instance {
+	return Instance{ID: e.InstanceID, Region: e.RegionID, Domains: slices.Clone(e.Domains)}
 }
 
 // Token is a temporary registry credential.

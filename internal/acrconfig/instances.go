@@ -130,6 +130,11 @@ func parseInstance(c *collector, i int, m map[string]any, cfg *Config) (Instance
 	}
 
 	inst.Domains = parseDomains(c, fmtField(i, fDomains), vals[fDomains])
+	for _, d := range inst.Domains {
+		if IsNewPersonalHost(d) {
+			c.warnf(fmtField(i, fDomains), "%s is a Personal Edition instance created after 2024-09-08 (crpi-…); the add-on's token APIs do not cover it and pulls from it may fail", show(d))
+		}
+	}
 
 	inst.AssumeRoleARN = str(fAssumeRoleARN)
 	if inst.AssumeRoleARN != "" && !roleARNRE.MatchString(inst.AssumeRoleARN) {
@@ -263,4 +268,14 @@ func validHostPort(d string) bool {
 		}
 	}
 	return true
+}
+
+// IsNewPersonalHost reports whether host is a per-instance Personal Edition domain
+// (crpi-xxxx.<region>.personal.cr.aliyuncs.com), which the original add-on does not support.
+func IsNewPersonalHost(host string) bool {
+	h := strings.ToLower(host)
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	return strings.HasPrefix(h, "crpi-") && strings.HasSuffix(h, ".personal.cr.aliyuncs.com")
 }

@@ -102,6 +102,12 @@ func TestInstanceFields(t *testing.T) {
 			want:  []Instance{{RegionID: "cn-hangzhou", ExpireDuration: time.Hour, CustomAccessKeyID: "LTAI5tB", CustomAccessKeySecret: akSecret}},
 			warns: []string{"acr-registry-info[0].customAccessKey"},
 		},
+		{
+			name:  "new Personal Edition host warns",
+			info:  "- instanceId: ''\n  domains: crpi-abc.cn-hangzhou.personal.cr.aliyuncs.com",
+			want:  []Instance{{RegionID: "cn-hangzhou", ExpireDuration: time.Hour, Domains: []string{"crpi-abc.cn-hangzhou.personal.cr.aliyuncs.com"}}},
+			warns: []string{"acr-registry-info[0].domains"},
+		},
 		{name: "not a list", info: `"cri-a"`, wantErr: []string{`acr-registry-info: "cri-a" must be a YAML or JSON list`}},
 		{name: "entry not a mapping", info: `- cri-a`, wantErr: []string{`acr-registry-info[0]: "cri-a" must be a mapping`}},
 		{name: "bad yaml indentation", info: "- instanceId: cri-a\n regionId: cn-beijing", wantErr: []string{"acr-registry-info: is not valid YAML or JSON: yaml: line 1: did not find expected '-' indicator"}},
