@@ -308,7 +308,7 @@ func (r *Resolver) base(req Request) (*Identity, error) {
 		return worker, nil
 	case acrconfig.TokenModeManagedRole:
 		if r.opts.ManagedRoleARN == "" {
-			return nil, fmt.Errorf("%w: tokenMode managedRole needs a managed role ARN (--managed-role-arn)", ErrNoSource)
+			return nil, fmt.Errorf("%w: tokenMode managedRole needs the ARN of the managed role to assume (e.g. acs:ram::<uid>:role/AliyunCSManagedAcrRole)", ErrNoSource)
 		}
 		key := fmt.Sprintf("%s:%s", KindManagedRole, r.opts.ManagedRoleARN)
 		return r.intern(worker.key+">"+key, "", func() *Identity {
