@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrypull/ferry/internal/emulator/imds"
 	"github.com/ferrypull/ferry/internal/emulator/openapi"
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
@@ -310,9 +311,7 @@ func (t tagLister) ListTags(ctx context.Context, inst *world.Instance, ns, repo 
 // metadataHandler serves ECS instance metadata (also as an HTTP proxy
 // target for http://100.100.100.200/).
 func (e *Emulator) metadataHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.NotFound(w, r)
-	})
+	return imds.New(e.ram, imds.WithLogger(e.log.With("component", "imds")))
 }
 
 // certNames lists the names the TLS certificate covers: every registry
