@@ -197,7 +197,7 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
-	openapi := e.faults.Middleware(e.openAPIHandler())
+	openapi := e.faults.Middleware(e.advertiseDomains(e.openAPIHandler()))
 	listen := []struct {
 		addr    string
 		tls     bool
@@ -287,6 +287,62 @@ func (e *Emulator) openAPIHandler() http.Handler {
 		openapi.WithLogger(e.log.With("component", "openapi")),
 		openapi.WithTagLister(tagLister{e.front}),
 		openapi.WithDefaultRegion(region))
+}
+
+// endpointActions are the OpenAPI actions whose responses name registry domains.
+var endpointActions = map[string]bool{"ListInstanceEndpoint": true, "GetInstanceEndpoint": true, "GetInstanceVpcEndpoint": true}
+
+// advertiseDomains rewrites the registry domains in endpoint responses to
+// the advertised form (with the TLS registry port), so that pull-secret keys
+// written from ListInstanceEndpoint match image references. Called in Start,
+// after the listeners have their ports.
+func (e *Emulator) advertiseDomains(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !endpointActions[requestAction(r)] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var pairs []string
+		for _, s := range e.sites {
+			for _, d := range append(append([]string{}, s.PublicDomains...), s.VPCDomains...) {
+				if a := e.Advertise(d); a != d {
+					pairs = append(pairs, `"`+d+`"`, `"`+a+`"`)
+				}
+			}
+		}
+		if len(pairs) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		buf := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(buf, r)
+		body := strings.NewReplacer(pairs...).Replace(buf.body.String())
+		for k, v := range buf.header {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(buf.status)
+		_, _ = io.WriteString(w, body)
+	})
+}
+
+// bufferedResponse is an http.ResponseWriter that keeps the response.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(status int) {
+	if !b.wrote {
+		b.status, b.wrote = status, true
+	}
+}
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.body.Write(p)
 }
 
 // tagLister adapts the registry front to the OpenAPI's ListRepoTag.

@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	cr "github.com/alibabacloud-go/cr-20181201/v2/client"
@@ -70,6 +71,23 @@ func TestSDKTokenThenRegistry(t *testing.T) {
 	var te *transport.Error
 	if err := remote.Write(push, rnd, opts...); !errors.As(err, &te) || te.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("pull-only push: got %v, want 401", err)
+	}
+
+	// ListInstanceEndpoint advertises the same host names as the info file.
+	ep, err := c.ListInstanceEndpoint(&cr.ListInstanceEndpointRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou), ModuleName: tea.String("Registry")})
+	if err != nil {
+		t.Fatalf("ListInstanceEndpoint: %v", err)
+	}
+	var domains []string
+	for _, x := range ep.Body.Endpoints {
+		if tea.BoolValue(x.Enable) {
+			for _, d := range x.Domains {
+				domains = append(domains, tea.StringValue(d.Domain))
+			}
+		}
+	}
+	if strings.Join(domains, ",") != strings.Join(hz.Domains, ",") {
+		t.Fatalf("ListInstanceEndpoint domains %v, info domains %v", domains, hz.Domains)
 	}
 
 	admin := crClient(t, env, infoUser(t, env, world.DemoAccountA, "admin"))
