@@ -213,21 +213,10 @@ func (e *Engine) Catalog(ctx context.Context, reg string) ([]string, error) {
 }
 
 // Copy runs one task. It never panics: a panic is recovered and reported as a failed result.
-func (e *Engine) Copy(ctx context.Context, t plan.Task) (res Result) {
-	start := time.Now()
-	res.Task = t
+func (e *Engine) Copy(ctx context.Context, t plan.Task) Result {
+	res := Result{Task: t}
 	var counter atomic.Int64
-	defer func() {
-		if p := recover(); p != nil {
-			res.Err = fmt.Errorf("internal error: %v\n%s", p, debug.Stack())
-		}
-		res.Bytes += counter.Load()
-		res.Duration = time.Since(start)
-		if res.Err != nil {
-			res.Status = Failed
-		}
-	}()
-	res.Err = e.copy(ctx, t, &res, &counter)
+	e.stage(&res, &counter, time.Now(), func() error { return e.copy(ctx, t, &res, &counter) })
 	return res
 }
 
@@ -288,11 +277,31 @@ func (e *Engine) refs(t plan.Task) (src, dst name.Reference, srcRepo, dstRepo na
 	return src, dst, srcRepo, dstRepo, nil
 }
 
+// checked is what the check stage learned about a task.
+type checked struct {
+	done             bool // skipped: nothing more to do
+	src, dst         name.Reference
+	srcRepo, dstRepo name.Repository
+	dstDigest        v1.Hash
+	dstFound         bool
+}
+
 func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *atomic.Int64) error {
-	src, dst, srcRepo, dstRepo, err := e.refs(t)
-	if err != nil {
+	st, err := e.check(ctx, t, res)
+	if err != nil || st.done {
 		return err
 	}
+	return e.transfer(ctx, t, st, res, counter)
+}
+
+// check resolves the references and, unless --force, compares the source and destination digests
+// with one HEAD each.
+func (e *Engine) check(ctx context.Context, t plan.Task, res *Result) (*checked, error) {
+	src, dst, srcRepo, dstRepo, err := e.refs(t)
+	if err != nil {
+		return nil, err
+	}
+	st := &checked{src: src, dst: dst, srcRepo: srcRepo, dstRepo: dstRepo}
 	var dstDigest v1.Hash
 	var dstFound bool
 	// The no-op path: one HEAD per side, digest compare, no blob traffic.
@@ -327,14 +336,22 @@ func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *at
 			return nil
 		})
 		if err := g.Wait(); err != nil {
-			return err
+			return nil, err
 		}
 		if !e.o.Filter.Active() && dstFound && srcDigest == dstDigest {
 			res.Status, res.Message = Skipped, MsgExists
 			res.Digest, res.DstDigest = srcDigest.String(), dstDigest.String()
-			return nil
+			st.done = true
 		}
 	}
+	st.dstDigest, st.dstFound = dstDigest, dstFound
+	return st, nil
+}
+
+// transfer fetches the source manifest and copies the tree.
+func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Result, counter *atomic.Int64) error {
+	src, dst, srcRepo, dstRepo := st.src, st.dst, st.srcRepo, st.dstRepo
+	dstDigest, dstFound := st.dstDigest, st.dstFound
 	desc, err := e.puller.Get(ctx, src)
 	if err != nil {
 		return fmt.Errorf("get source manifest %s: %w", t.Source, err)
@@ -387,7 +404,8 @@ func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *at
 	}
 	if e.o.DryRun {
 		n, err := e.planBytes(ctx, srcRepo, raw, mt, children, map[string]bool{})
-		res.Status, res.Bytes = Planned, n
+		res.Status = Planned
+		counter.Add(n)
 		return err
 	}
 	if err := e.copyTree(ctx, t, srcRepo, dstRepo, raw, mt, children, dst, counter); err != nil {
@@ -570,6 +588,8 @@ func (e *Engine) imageMatches(ctx context.Context, srcRepo name.Repository, raw 
 type RunOptions struct {
 	// Jobs is the number of images copied at once (upstream --proc).
 	Jobs int
+	// CheckJobs is the number of HEAD comparisons at once (default 4×Jobs, at least 16).
+	CheckJobs int
 	// Rounds is the number of extra rounds for failed tasks (upstream --retries).
 	Rounds int
 	// OnRound is called before each retry round (for the compat log line).
@@ -578,33 +598,84 @@ type RunOptions struct {
 	OnResult func(Result)
 }
 
-// Run copies every task with o.Jobs workers, then re-runs failed tasks up to o.Rounds times.
-// It returns the final result of every task, in task order.
+// stage runs f for a task with panic recovery, filling in the bookkeeping of res.
+func (e *Engine) stage(res *Result, counter *atomic.Int64, start time.Time, f func() error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res.Err = fmt.Errorf("internal error: %v\n%s", p, debug.Stack())
+		}
+		res.Bytes = counter.Load()
+		res.Duration = time.Since(start)
+		if res.Err != nil {
+			res.Status = Failed
+		}
+	}()
+	res.Err = f()
+}
+
+// Run copies every task, then re-runs failed tasks up to o.Rounds times, and returns the final
+// result of every task in task order. Tasks flow through two stages connected by a channel: many
+// cheap HEAD comparisons at once, and o.Jobs transfers at once; unchanged images never reach the
+// second stage.
 func (e *Engine) Run(ctx context.Context, tasks []plan.Task, o RunOptions) []Result {
 	if o.Jobs <= 0 {
 		o.Jobs = 1
+	}
+	if o.CheckJobs <= 0 {
+		o.CheckJobs = max(4*o.Jobs, 16)
 	}
 	results := make([]Result, len(tasks))
 	todo := make([]int, len(tasks))
 	for i := range tasks {
 		todo[i] = i
 	}
+	type pending struct {
+		i       int
+		st      *checked
+		counter *atomic.Int64
+		start   time.Time
+	}
 	for round := 0; round <= o.Rounds && len(todo) > 0; round++ {
 		if round > 0 && o.OnRound != nil {
 			o.OnRound(round)
 		}
-		var wg sync.WaitGroup
 		work := make(chan int)
-		for range min(o.Jobs, len(todo)) {
-			wg.Add(1)
+		transfers := make(chan pending)
+		var checkers, copiers sync.WaitGroup
+		finish := func(i int) {
+			if o.OnResult != nil {
+				o.OnResult(results[i])
+			}
+		}
+		for range min(o.CheckJobs, len(todo)) {
+			checkers.Add(1)
 			go func() {
-				defer wg.Done()
+				defer checkers.Done()
 				for i := range work {
-					r := e.Copy(ctx, tasks[i])
-					results[i] = r
-					if o.OnResult != nil {
-						o.OnResult(r)
+					p := pending{i: i, counter: &atomic.Int64{}, start: time.Now()}
+					results[i] = Result{Task: tasks[i]}
+					e.stage(&results[i], p.counter, p.start, func() error {
+						var err error
+						p.st, err = e.check(ctx, tasks[i], &results[i])
+						return err
+					})
+					if results[i].Status == Failed || p.st == nil || p.st.done {
+						finish(i)
+						continue
 					}
+					transfers <- p
+				}
+			}()
+		}
+		for range min(o.Jobs, len(todo)) {
+			copiers.Add(1)
+			go func() {
+				defer copiers.Done()
+				for p := range transfers {
+					e.stage(&results[p.i], p.counter, p.start, func() error {
+						return e.transfer(ctx, tasks[p.i], p.st, &results[p.i], p.counter)
+					})
+					finish(p.i)
 				}
 			}()
 		}
@@ -612,7 +683,9 @@ func (e *Engine) Run(ctx context.Context, tasks []plan.Task, o RunOptions) []Res
 			work <- i
 		}
 		close(work)
-		wg.Wait()
+		checkers.Wait()
+		close(transfers)
+		copiers.Wait()
 		var next []int
 		for _, i := range todo {
 			if results[i].Status == Failed && ctx.Err() == nil {
