@@ -37,6 +37,9 @@ func TestInfoFileAndRegistryListeners(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(env.DataDir, "info.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("info file mode = %v, %v; want 0600", fi.Mode(), err)
 	}
+	if env.Info.Region != "cn-hangzhou" || env.Info.Instances[0].InstanceID != world.DemoInstanceAHangzhou {
+		t.Errorf("info region %q, first instance %q; want the world's first instance (cn-hangzhou)", env.Info.Region, env.Info.Instances[0].InstanceID)
+	}
 	acctA := env.Account(t, world.DemoAccountA)
 	if acctA.AccessKeyID == "" || acctA.AccessKeySecret == "" || len(acctA.Users) == 0 || len(acctA.Roles) == 0 {
 		t.Fatalf("account A info incomplete: users %d roles %d", len(acctA.Users), len(acctA.Roles))

@@ -42,10 +42,21 @@ type principal struct{ p *ram.Principal }
 
 func (p principal) String() string { return p.p.ARN() }
 
-// Sites lists every Enterprise instance, then one Personal site per region.
+// enterprise returns the Enterprise instances in world order (accounts,
+// then instances as declared), so the first is the world's main instance.
+func (d *WorldDirectory) enterprise() []*world.Instance {
+	var out []*world.Instance
+	for _, a := range d.w.Accounts {
+		out = append(out, a.Instances...)
+	}
+	return out
+}
+
+// Sites lists every Enterprise instance in world order, then one Personal
+// site per region.
 func (d *WorldDirectory) Sites() []Site {
 	var out []Site
-	for _, inst := range d.w.AllInstances() {
+	for _, inst := range d.enterprise() {
 		s := Site{
 			ID: inst.ID, Name: inst.Name, Region: inst.Region, OwnerUID: inst.Owner().UID,
 			InternetEnabled: inst.InternetEndpoint.Enable,
@@ -210,7 +221,7 @@ func (d *WorldDirectory) Seeds() ([]Seed, error) {
 		}
 		return nil
 	}
-	for _, inst := range d.w.AllInstances() {
+	for _, inst := range d.enterprise() {
 		if err := add(inst.ID, inst.Images); err != nil {
 			return nil, err
 		}
