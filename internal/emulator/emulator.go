@@ -211,7 +211,18 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 		{e.opts.RegistryAddr, false, e.faults.RegistryMiddleware(e.front), &e.addrs.registry, "registry"},
 		{e.opts.RegistryTLSAddr, true, e.faults.RegistryMiddleware(e.front), &e.addrs.registryTLS, "registry-tls"},
 	}
-	for _, l := range listen {
+	// Bind everything first: handlers read the listener addresses.
+	lns := make([]net.Listener, len(listen))
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				if ln != nil {
+					_ = ln.Close()
+				}
+			}
+		}
+	}()
+	for i, l := range listen {
 		if err := checkLoopback(l.addr); err != nil {
 			return fmt.Errorf("emulator: %s listener: %w", l.name, err)
 		}
@@ -223,10 +234,14 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 		if l.tls {
 			ln = tls.NewListener(ln, tlsCfg)
 		}
+		lns[i] = ln
+	}
+	for i, l := range listen {
 		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slogErrorLog(e.log)}
 		e.mu.Lock()
 		e.servers = append(e.servers, srv)
 		e.mu.Unlock()
+		ln := lns[i]
 		go func() { _ = srv.Serve(ln) }()
 		e.log.Info("listening", "listener", l.name, "addr", *l.out)
 	}
