@@ -99,6 +99,9 @@ func (rl *realm) serve(w http.ResponseWriter, r *http.Request, sites map[string]
 	principal := "anonymous"
 	if p != nil {
 		principal = p.String()
+		if len(tr.Scopes) == 0 {
+			rl.log.Info("registry login", "site", s.ID, "principal", principal, "decision", "allow", "source", src.String())
+		}
 	}
 	var access []*token.ResourceActions
 	for _, sc := range tr.Scopes {
