@@ -19,6 +19,9 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferrypull/ferry/internal/acr"
 	"github.com/ferrypull/ferry/internal/acrconfig"
@@ -28,6 +31,7 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
+	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 )
 
 // These tests resolve every kind of identity against a real acr-emulator (STS,
@@ -330,3 +334,75 @@ func TestEmulatorWorkerRoleIMDSv1Disabled(t *testing.T) {
 		t.Fatalf("want an IMDSv2 error, got %v", err)
 	}
 }
+
+// TestEmulatorRRSAWithKubernetesToken is RRSA end to end with a real ServiceAccount token:
+// a kube-apiserver (envtest) issues the token for kube-system/aliyun-acr-credential-helper
+// with audience sts.aliyuncs.com, the emulator's OIDC provider trusts the apiserver's issuer
+// and fetches its JWKS, and ferry exchanges the token with AssumeRoleWithOIDC.
+func TestEmulatorRRSAWithKubernetesToken(t *testing.T) {
+	kube := kubeenv.Start(t)
+	ctx := t.Context()
+	raw, err := kube.Clientset.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("discovery document: %v", err)
+	}
+	var disc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.Unmarshal(raw, &disc); err != nil || disc.Issuer == "" {
+		t.Fatalf("discovery document %s: %v", raw, err)
+	}
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "apiserver-ca.pem")
+	if err := os.WriteFile(caFile, kube.Config.CAData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aliyun-acr-credential-helper"}}
+	if _, err := kube.Clientset.CoreV1().ServiceAccounts("kube-system").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mint := func(aud string) string {
+		t.Helper()
+		tr, err := kube.Clientset.CoreV1().ServiceAccounts("kube-system").CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{Audiences: []string{aud}, ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("TokenRequest: %v", err)
+		}
+		return tr.Status.Token
+	}
+	// the emulator reads the JWKS with a ServiceAccount token (service-account-issuer-discovery)
+	bearer := filepath.Join(dir, "jwks-bearer")
+	if err := os.WriteFile(bearer, []byte(mint(disc.Issuer)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := world.Default(world.DefaultOptions{OIDCIssuer: disc.Issuer, OIDCJWKSURL: strings.TrimRight(kube.Config.Host, "/") + "/openid/v1/jwks",
+		OIDCCAFile: caFile, OIDCBearerTokenFile: bearer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := emulatorenv.Start(t, emulatorenv.Options{World: w})
+	r := &rig{env: env, logs: &lockedBuffer{}, tokens: filepath.Join(dir, "rrsa-token")}
+	r.logger = slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	jwtToken := mint("sts.aliyuncs.com")
+	if err := os.WriteFile(r.tokens, []byte(jwtToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := r.resolver(t, nil)
+	id, err := res.Resolve(ctx, cloudcred.Request{RRSAEnabled: true, RRSARoleARN: rrsaRole, RRSAOIDCProviderARN: rrsaProvAR,
+		AssumeRoleARN: pullRoleB, ExpireDuration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn, err := r.callerARN(t, id)
+	if err != nil || !strings.Contains(arn, world.DemoAccountB) || !strings.Contains(arn, world.DemoPullRole) {
+		t.Fatalf("caller = %s, %v\nemulator logs:\n%s", arn, err, env.Logs.String())
+	}
+	if tok, err := r.token(t, id, world.DemoInstanceBHangzhou); err != nil || tok.Password.IsZero() {
+		t.Fatalf("cross-account token through RRSA: %v", err)
+	}
+	if strings.Contains(r.logs.String(), jwtToken) {
+		t.Fatal("the ServiceAccount token reached the logs")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
