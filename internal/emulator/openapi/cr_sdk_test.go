@@ -232,3 +232,23 @@ func TestCRNamespacesRepositoriesTags(t *testing.T) {
 		t.Errorf("syncer CreateRepository outside its namespace: %v", err)
 	}
 }
+
+// TestAbsoluteURIThroughProxy: a client that keeps the real endpoint name and uses the emulator
+// as its HTTP proxy sends absolute-URI request lines (POST http://cr.cn-hangzhou.aliyuncs.com/?…);
+// the signed host is the real name and verification still succeeds.
+func TestAbsoluteURIThroughProxy(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, alg := range []string{"", "v2"} {
+		cfg := e.config("LTAI5tFerryAPuller01", e.secret(t, "LTAI5tFerryAPuller01"), clientOpts{algorithm: alg})
+		cfg.Endpoint, cfg.HttpProxy = tea.String("cr.cn-hangzhou.aliyuncs.com"), tea.String(e.plain.URL)
+		c, err := cr.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)})
+		if err != nil {
+			t.Fatalf("alg %q: %v", alg, err)
+		}
+		e.remember(tea.StringValue(res.Body.AuthorizationToken))
+	}
+}

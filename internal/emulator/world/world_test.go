@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -239,4 +240,47 @@ func FuzzParsePolicyDocument(f *testing.F) {
 			t.Fatalf("accepted invalid document %+v", d)
 		}
 	})
+}
+
+// TestEnsureRepositoryConcurrent: concurrent pushes into a new repository create it once.
+func TestEnsureRepositoryConcurrent(t *testing.T) {
+	w, err := Default(DefaultOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := w.InstanceByID(DemoInstanceAHangzhou)
+	const n = 16
+	created := make(chan bool, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, c, err := w.EnsureRepository(inst, "apps", "race")
+			if err != nil {
+				t.Error(err)
+			}
+			created <- c
+		}()
+	}
+	wg.Wait()
+	close(created)
+	count := 0
+	for c := range created {
+		if c {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("created %d times, want 1", count)
+	}
+	repos := 0
+	for _, r := range w.Repositories(inst) {
+		if r.Namespace == "apps" && r.Name == "race" {
+			repos++
+		}
+	}
+	if repos != 1 {
+		t.Errorf("%d repositories apps/race", repos)
+	}
 }
