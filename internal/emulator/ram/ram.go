@@ -111,6 +111,9 @@ func (s *Service) ResolveAccessKey(id, securityToken string) (secret string, p *
 // everything in their own account; nobody acts on another account's resources except through
 // sts:AssumeRole (which the trust policy then decides). A *DeniedError explains a refusal.
 func (s *Service) Authorize(p *Principal, action, resource string, ctx Context) error {
+	if p == nil {
+		return &DeniedError{Principal: "anonymous", Action: action, Resource: resource, Reason: "no identity"}
+	}
 	deny := func(reason string, explicit bool) error {
 		return &DeniedError{Principal: p.ARN(), Action: action, Resource: resource, Reason: reason, Explicit: explicit}
 	}

@@ -350,3 +350,10 @@ func TestAuthenticateRegistryPassword(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthorizeAnonymous(t *testing.T) {
+	f := newFixture(t, 0)
+	if err := f.svc.Authorize(nil, ActionPull, "*", Context{}); !errors.Is(err, ErrDenied) {
+		t.Errorf("Authorize(nil) = %v", err)
+	}
+}
