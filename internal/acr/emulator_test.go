@@ -177,6 +177,57 @@ func TestEmulatorPersonalToken(t *testing.T) {
 	}
 }
 
+// Seed 001 scenario 2: Personal Edition registries in two regions, one config. The region
+// travels in the endpoint name (cr.<region>.aliyuncs.com), as with the real cloud.
+func TestEmulatorPersonalTwoRegions(t *testing.T) {
+	e := startEmu(t, emulatorenv.Options{Mutate: func(w *world.World) {
+		for _, a := range w.Accounts {
+			if a.UID == world.DemoAccountA {
+				a.Personal = append(a.Personal, &world.Instance{
+					Region:       "cn-beijing",
+					Namespaces:   []*world.Namespace{{Name: "ferry-a-bj", AutoCreateRepo: true, DefaultRepoType: world.RepoTypePrivate}},
+					Repositories: []*world.Repository{{Namespace: "ferry-a-bj", Name: "hello"}},
+					Images:       []string{"ferry-a-bj/hello:v1"},
+				})
+			}
+		}
+	}}, nil)
+	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	id := akIdentity(t, e.resolver, puller, "")
+	cache := NewCache(e.client, CacheOptions{})
+	for _, region := range []string{"cn-beijing", "cn-hangzhou"} {
+		var image string
+		for _, in := range e.env.Info.Instances {
+			if in.Edition == "Personal" && in.RegionID == region {
+				image = in.Image
+			}
+		}
+		if image == "" {
+			t.Fatalf("no Personal Edition image in %s", region)
+		}
+		tok, err := cache.Token(t.Context(), id, Instance{Region: region}, 15*time.Minute)
+		if err != nil {
+			t.Fatalf("%s: %v", region, err)
+		}
+		if !slices.Equal(tok.Domains, PersonalDomains(region)) {
+			t.Errorf("%s: domains = %v", region, tok.Domains)
+		}
+		if err := pullable(t, e.env, image, tok); err != nil {
+			t.Fatalf("%s: token does not pull %s: %v", region, image, err)
+		}
+	}
+	if s := cache.Stats(); s.TokenCalls != 2 || s.DomainCalls != 0 {
+		t.Errorf("stats = %+v, want 2 token calls and no domain calls", s)
+	}
+	// an account without a Personal Edition registry in the region
+	adminB := user(t, e.env, world.DemoAccountB, "admin")
+	_, err := cache.Token(t.Context(), akIdentity(t, e.resolver, adminB, ""), Instance{Region: "cn-beijing"}, 15*time.Minute)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != "USER_NOT_EXIST" {
+		t.Fatalf("account B in cn-beijing: %v", err)
+	}
+}
+
 func TestEmulatorCrossAccountAssumeRole(t *testing.T) {
 	e := startEmu(t, emulatorenv.Options{}, nil)
 	deployer := user(t, e.env, world.DemoAccountA, "deployer")
