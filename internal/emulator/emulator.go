@@ -504,6 +504,12 @@ func (f *Faults) List() []Fault {
 	return out
 }
 
+func (f *Faults) empty() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.byName) == 0
+}
+
 func (f *Faults) lookup(keys ...string) (int, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -527,6 +533,10 @@ func (f *Faults) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == FaultsPath {
 			f.serveAdmin(w, r)
+			return
+		}
+		if f.empty() {
+			next.ServeHTTP(w, r)
 			return
 		}
 		if status, ok := f.lookup(requestAction(r), r.URL.Path, "*"); ok {
