@@ -20,7 +20,8 @@
 // one, since a rejected Pod never exists).
 //
 // GateReconciler releases the gate once every node running node-agent (Nodes
-// that carry the node-agent.ferry.dev/registry-hosts annotation and are Ready)
+// that carry the node-agent.ferry.dev/registry-hosts annotation and whose
+// Ready condition is not Unknown)
 // reports each of the Pod's hosts as ready, refused or failed. Only then can
 // the scheduler bind the Pod, so the kubelet never pulls before hosts.toml
 // exists on whichever node it lands on.

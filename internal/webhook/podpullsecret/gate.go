@@ -96,20 +96,23 @@ func (r *GateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Node{}, allGated, builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				return e.ObjectOld.GetAnnotations()[annotations.NodeRegistryStatusAnnotation] != e.ObjectNew.GetAnnotations()[annotations.NodeRegistryStatusAnnotation] ||
-					nodeReady(e.ObjectOld) != nodeReady(e.ObjectNew)
+					nodeLost(e.ObjectOld) != nodeLost(e.ObjectNew)
 			},
 		})).
 		Complete(r)
 }
 
-func nodeReady(o client.Object) bool {
+// nodeLost reports whether the node controller has lost contact with the
+// node (Ready condition Unknown). A NotReady node (e.g. CNI not ready) still
+// runs its hostNetwork node-agent and still counts.
+func nodeLost(o client.Object) bool {
 	n, ok := o.(*corev1.Node)
 	if !ok {
-		return false
+		return true
 	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+			return c.Status == corev1.ConditionUnknown
 		}
 	}
 	return false
@@ -142,7 +145,7 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		v, ok := n.Annotations[annotations.NodeRegistryStatusAnnotation]
-		if !ok || !nodeReady(n) {
+		if !ok || nodeLost(n) {
 			continue
 		}
 		st, err := annotations.ParseNodeRegistryStatus(v)
@@ -154,7 +157,7 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	if len(agents) == 0 {
 		r.event(pod, corev1.EventTypeWarning, ReasonGateWarning,
-			"no Ready node reports a running ferry node-agent; releasing the scheduling gate, registry hosts %s are not configured anywhere", hostList(reqs))
+			"no reachable node reports a running ferry node-agent; releasing the scheduling gate, registry hosts %s are not configured anywhere", hostList(reqs))
 		return ctrl.Result{}, r.release(ctx, pod, "no_agent")
 	}
 	problems := map[string][]string{} // "annotation host" -> nodes
