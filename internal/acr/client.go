@@ -82,7 +82,8 @@ func (t Token) String() string {
 // ClientOptions say where the Container Registry API is. The zero value talks to
 // cr.<region>.aliyuncs.com over HTTPS.
 type ClientOptions struct {
-	// Endpoint overrides the API host[:port] for every region.
+	// Endpoint overrides the API host[:port] for every region. A URL
+	// ("http://127.0.0.1:8080") is accepted too; its scheme sets Protocol.
 	Endpoint string
 	// DialAddr, if set, makes every connection go to this host:port while the Host header
 	// (and signature) keep the real endpoint name — how one emulator serves many regions.
@@ -104,15 +105,23 @@ type Client struct {
 
 // NewClient validates opts.
 func NewClient(opts ClientOptions) (*Client, error) {
+	host, scheme, err := cloudcred.SplitEndpoint(opts.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("acr: endpoint: %w", err)
+	}
+	opts.Endpoint = host
+	if scheme != "" {
+		if opts.Protocol != "" && !strings.EqualFold(opts.Protocol, scheme) {
+			return nil, fmt.Errorf("acr: endpoint %q conflicts with protocol %q", scheme+"://"+host, opts.Protocol)
+		}
+		opts.Protocol = scheme
+	}
 	if opts.Protocol == "" {
 		opts.Protocol = "https"
 	}
 	opts.Protocol = strings.ToLower(opts.Protocol)
 	if opts.Protocol != "https" && opts.Protocol != "http" {
 		return nil, fmt.Errorf("acr: protocol %q must be http or https", opts.Protocol)
-	}
-	if strings.Contains(opts.Endpoint, "://") {
-		return nil, fmt.Errorf("acr: endpoint %q must be host[:port] without a scheme", opts.Endpoint)
 	}
 	hc := opts.HTTPClient
 	if hc == nil {

@@ -146,6 +146,20 @@ func TestEmulatorEnterpriseTokenAndDomains(t *testing.T) {
 	if err := pullable(t, e.env, info.Image, Token{Username: tok.Username, Password: "wrong-password"}); err == nil {
 		t.Fatal("a wrong password pulled too: the check proves nothing")
 	}
+	// the same over plain HTTP, with the endpoint given as a URL (as --cr-endpoint allows)
+	plain, err := NewClient(ClientOptions{Endpoint: "http://" + e.env.Info.OpenAPIEndpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Endpoint("cn-beijing") != e.env.Info.OpenAPIEndpoint {
+		t.Fatalf("endpoint = %s", plain.Endpoint("cn-beijing"))
+	}
+	if tok2, err := plain.AuthorizationToken(t.Context(), id.Credential(), inst); err != nil || tok2.Password.IsZero() {
+		t.Fatalf("plain HTTP: %v", err)
+	}
+	if _, err := NewClient(ClientOptions{Endpoint: "http://x", Protocol: "https"}); err == nil {
+		t.Error("conflicting scheme and protocol accepted")
+	}
 }
 
 func TestEmulatorPersonalToken(t *testing.T) {

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -202,6 +203,17 @@ type Resolver struct {
 
 // NewResolver validates opts and returns a Resolver.
 func NewResolver(opts Options) (*Resolver, error) {
+	host, scheme, err := SplitEndpoint(opts.STSEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("cloudcred: STS endpoint: %w", err)
+	}
+	opts.STSEndpoint = host
+	if scheme != "" {
+		if opts.STSProtocol != "" && !strings.EqualFold(opts.STSProtocol, scheme) {
+			return nil, fmt.Errorf("cloudcred: STS endpoint %s://%s conflicts with protocol %q", scheme, host, opts.STSProtocol)
+		}
+		opts.STSProtocol = scheme
+	}
 	if opts.STSProtocol == "" {
 		opts.STSProtocol = "https"
 	}
@@ -211,9 +223,6 @@ func NewResolver(opts Options) (*Resolver, error) {
 	}
 	if opts.STSEndpoint == "" {
 		opts.STSEndpoint = STSEndpoint(opts.Region, opts.VPC)
-	}
-	if strings.Contains(opts.STSEndpoint, "://") {
-		return nil, fmt.Errorf("cloudcred: STS endpoint %q must be host[:port] without a scheme", opts.STSEndpoint)
 	}
 	if opts.HTTPClient == nil {
 		c, err := NewHTTPClient("")
@@ -239,6 +248,30 @@ func NewResolver(opts Options) (*Resolver, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Resolver{opts: opts, log: log, byID: map[string]*Identity{}}, nil
+}
+
+// SplitEndpoint accepts "host[:port]" or an "http(s)://host[:port]" URL (as flags are often
+// written) and returns the host[:port] and the scheme ("" when none was given).
+func SplitEndpoint(s string) (host, scheme string, err error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "://") {
+		if strings.ContainsAny(s, "/?#@ ") {
+			return "", "", fmt.Errorf("%q is not host[:port]", s)
+		}
+		return s, "", nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", "", fmt.Errorf("%q is not a URL", redact.URL(s))
+	}
+	scheme = strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", "", fmt.Errorf("%q: scheme must be http or https", redact.URL(s))
+	}
+	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return "", "", fmt.Errorf("%q must be scheme://host[:port] with no path, query or credentials", redact.URL(s))
+	}
+	return u.Host, scheme, nil
 }
 
 // STSEndpoint returns the real STS host for a region: sts.<region>.aliyuncs.com, or

@@ -107,8 +107,33 @@ func TestEndpointsAndOptions(t *testing.T) {
 	if _, err := NewResolver(Options{STSProtocol: "ftp"}); err == nil {
 		t.Error("bad protocol accepted")
 	}
-	if _, err := NewResolver(Options{STSEndpoint: "https://sts.local"}); err == nil {
-		t.Error("endpoint with scheme accepted")
+	for _, tt := range []struct{ in, host, scheme, err string }{
+		{"sts.cn-hangzhou.aliyuncs.com", "sts.cn-hangzhou.aliyuncs.com", "", ""},
+		{"127.0.0.1:8443", "127.0.0.1:8443", "", ""},
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", "http", ""},
+		{"HTTPS://sts.local/", "sts.local", "https", ""},
+		{"", "", "", ""},
+		{"ftp://x", "", "", "scheme must be http or https"},
+		{"https://u:pw-secret@x", "", "", "no path, query or credentials"},
+		{"https://x/path", "", "", "no path"},
+		{"x/path", "", "", "is not host[:port]"},
+	} {
+		host, scheme, err := SplitEndpoint(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "pw-secret") {
+				t.Errorf("SplitEndpoint(%q) err = %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || host != tt.host || scheme != tt.scheme {
+			t.Errorf("SplitEndpoint(%q) = %q %q %v", tt.in, host, scheme, err)
+		}
+	}
+	if _, err := NewResolver(Options{STSEndpoint: "https://sts.local", STSProtocol: "http"}); err == nil {
+		t.Error("conflicting scheme and protocol accepted")
+	}
+	if r, err := NewResolver(Options{STSEndpoint: "http://127.0.0.1:1"}); err != nil || r.opts.STSProtocol != "http" || r.opts.STSEndpoint != "127.0.0.1:1" {
+		t.Errorf("URL endpoint: %v", err)
 	}
 	if _, err := NewHTTPClient("/nonexistent/ca.pem"); err == nil {
 		t.Error("missing CA file accepted")
