@@ -36,6 +36,8 @@ type Options struct {
 	CREndpoint       string
 	STSEndpoint      string
 	MetadataEndpoint string
+	MetadataProxy    string
+	CloudDialAddr    string
 	CAFile           string
 	RRSATokenFile    string
 	AddonSecret      string
@@ -96,6 +98,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CREndpoint, "cr-endpoint", o.CREndpoint, "Override the Container Registry OpenAPI endpoint (host[:port] or URL; e.g. the acr-emulator). Empty: cr[-vpc].<region>.aliyuncs.com.")
 	fs.StringVar(&o.STSEndpoint, "sts-endpoint", o.STSEndpoint, "Override the STS endpoint (host[:port] or URL). Empty: sts[-vpc].<region>.aliyuncs.com.")
 	fs.StringVar(&o.MetadataEndpoint, "metadata-endpoint", o.MetadataEndpoint, "Override the ECS instance metadata endpoint used by the worker role. Empty: http://100.100.100.200.")
+	fs.StringVar(&o.MetadataProxy, "metadata-proxy", o.MetadataProxy, "HTTP proxy URL through which the metadata endpoint is reached (the acr-emulator serves 100.100.100.200 this way).")
+	fs.StringVar(&o.CloudDialAddr, "cloud-dial-address", o.CloudDialAddr, "Dial every Container Registry API connection to this host:port while keeping the real endpoint names for TLS and signing (one acr-emulator serving all regions).")
 	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM CA bundle trusted for the Alibaba Cloud API endpoints in addition to the system roots (e.g. the acr-emulator's CA).")
 	fs.StringVar(&o.RRSATokenFile, "rrsa-token-file", o.RRSATokenFile, "Projected ServiceAccount token (audience sts.aliyuncs.com) used for RRSA (AssumeRoleWithOIDC); re-read on every refresh.")
 	fs.StringVar(&o.AddonSecret, "addon-secret", o.AddonSecret, "namespace/name of the Secret holding access-key-id and access-key-secret (registered, non-ACK clusters).")

@@ -98,7 +98,7 @@ func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsec
 
 	mode, _ := acrconfig.ParseTokenMode(o.TokenMode)
 	if tokens == nil {
-		tokens, err = newTokenSource(ctx, o, mgr)
+		tokens, err = newTokenSource(ctx, o, mgr.GetAPIReader())
 		if err != nil {
 			return err
 		}

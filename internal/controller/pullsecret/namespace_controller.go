@@ -150,8 +150,12 @@ func (r *NamespaceReconciler) reconcileSecrets(ctx context.Context, ns string, d
 			}
 			// The last good token is still valid: it restores a deleted or edited Secret.
 		}
-		if until := tok.ExpiresAt.Sub(now) - threshold; next == 0 || until < next {
-			next = max(until, MinRequeue)
+		until := tok.ExpiresAt.Sub(now) - threshold
+		if !tok.RetryAt.IsZero() {
+			until = tok.RetryAt.Sub(now) // renewal failing: come back when the source retries
+		}
+		if until = max(until, MinRequeue); next == 0 || until < next {
+			next = until
 		}
 		ok, err := r.ensureSecret(ctx, ns, inst, tok, existing[name])
 		if err != nil {
@@ -311,7 +315,18 @@ func (r *NamespaceReconciler) token(ctx context.Context, inst Instance, threshol
 		}
 		return Token{}, err
 	}
-	if r.failing[key] {
+	if !tok.RetryAt.IsZero() {
+		// The source could not renew the token and serves the still-valid one.
+		tokenRefresh.WithLabelValues(key, "failure").Inc()
+		if !r.failing[key] {
+			r.failing[key] = true
+			log.FromContext(ctx).Info("token renewal failing; the still-valid token stays in use", "instance", key,
+				"expiresAt", tok.ExpiresAt, "retryAt", tok.RetryAt)
+			r.Recorder.Eventf(configRef, nil, corev1.EventTypeWarning, ReasonTokenFailed, "Refresh",
+				"instance %s: token renewal failing; the current token (valid until %s) stays in use, next attempt at %s",
+				key, tok.ExpiresAt.UTC().Format(time.RFC3339), tok.RetryAt.UTC().Format(time.RFC3339))
+		}
+	} else if r.failing[key] {
 		delete(r.failing, key)
 		log.FromContext(ctx).Info("token refresh recovered", "instance", key)
 		r.Recorder.Eventf(configRef, nil, corev1.EventTypeNormal, ReasonTokenRecovered, "Refresh", "instance %s: token refresh works again", key)

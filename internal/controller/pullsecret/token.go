@@ -18,6 +18,9 @@ type Token struct {
 	// Domains are the registry hosts discovered for the instance; used when the configuration
 	// names none.
 	Domains []string
+	// RetryAt is set when the TokenSource could not renew the token and served this still-valid
+	// one instead; it retries at RetryAt.
+	RetryAt time.Time
 }
 
 // String never prints the password.
