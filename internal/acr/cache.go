@@ -92,6 +92,8 @@ type Cache struct {
 }
 
 type entry struct {
+	identity  string // Identity.Key()
+	instance  string // Instance.Key()
 	tok       *Token
 	jitter    time.Duration
 	domains   []string
@@ -152,6 +154,29 @@ func (c *Cache) Forget(id *cloudcred.Identity, inst Instance) {
 	c.mu.Lock()
 	delete(c.entries, cacheKey(id, inst))
 	c.mu.Unlock()
+}
+
+// Prune drops every cached pair for which keep(identityKey, instanceKey) is false — after a
+// configuration change removed an instance or changed its identity — and returns how many
+// were dropped.
+func (c *Cache) Prune(keep func(identityKey, instanceKey string) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, e := range c.entries {
+		if !keep(e.identity, e.instance) {
+			delete(c.entries, k)
+			n++
+		}
+	}
+	return n
+}
+
+// Len is the number of cached (identity, instance) pairs.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // Token returns a token for inst minted with id that stays valid for at least
@@ -227,7 +252,7 @@ func (c *Cache) refresh(ctx context.Context, key string, id *cloudcred.Identity,
 	c.mu.Lock()
 	e := c.entries[key]
 	if e == nil {
-		e = &entry{}
+		e = &entry{identity: id.Key(), instance: inst.Key()}
 		c.entries[key] = e
 	}
 	needDomains := len(inst.Domains) == 0 && (e.domains == nil || c.opts.Now().Sub(e.domainsAt) > c.opts.DomainTTL)

@@ -342,3 +342,29 @@ func TestNoSecretInCacheLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestPrune(t *testing.T) {
+	c, m, _ := newTestCache(time.Hour)
+	a, b := testIdentity(t, "LTAIpa"), testIdentity(t, "LTAIpb")
+	for _, id := range []*cloudcred.Identity{a, b} {
+		for _, in := range []Instance{ee, {Region: "cn-beijing"}} {
+			if _, err := c.Token(t.Context(), id, in, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if c.Len() != 4 {
+		t.Fatalf("len = %d", c.Len())
+	}
+	dropped := c.Prune(func(idKey, instKey string) bool { return idKey == a.Key() && instKey == ee.Key() })
+	if dropped != 3 || c.Len() != 1 {
+		t.Fatalf("dropped %d, left %d", dropped, c.Len())
+	}
+	calls := m.tokens.Load()
+	if _, err := c.Token(t.Context(), a, ee, time.Minute); err != nil || m.tokens.Load() != calls {
+		t.Fatal("the kept pair was refetched")
+	}
+	if _, err := c.Token(t.Context(), b, ee, time.Minute); err != nil || m.tokens.Load() != calls+1 {
+		t.Fatal("a pruned pair was not refetched")
+	}
+}
