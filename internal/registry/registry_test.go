@@ -201,3 +201,47 @@ func TestCredential(t *testing.T) {
 		}
 	}
 }
+
+func TestPingCache(t *testing.T) {
+	var pings, other atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			pings.Add(1)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://x/token",service="reg"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		other.Add(1)
+	}))
+	defer srv.Close()
+	rt := NewPingCache(http.DefaultTransport)
+	for range 5 {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v2/", nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("cached ping: %d %v", resp.StatusCode, resp.Header)
+		}
+		resp.Body.Close()
+	}
+	if pings.Load() != 1 {
+		t.Errorf("pings = %d, want 1", pings.Load())
+	}
+	// the other scheme is answered at once
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, strings.Replace(srv.URL, "http://", "https://", 1)+"/v2/", nil)
+	if _, err := rt.RoundTrip(req); err != ErrOtherScheme {
+		t.Errorf("other scheme: %v", err)
+	}
+	// non-ping requests pass through
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v2/x/manifests/y", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if other.Load() != 1 {
+		t.Errorf("pass-through = %d", other.Load())
+	}
+}

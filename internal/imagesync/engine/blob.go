@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -61,19 +60,32 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // blobTracker remembers, for this run, which repositories of each destination registry hold a
-// blob, and makes concurrent requests for one blob on one registry wait for a single upload.
+// blob, and makes concurrent requests for one blob on one registry wait for a single upload; later
+// repositories get a cross-repository mount, each at most once.
 type blobTracker struct {
 	mu sync.Mutex
 	m  map[string]*blobState // key: registry + "\x00" + digest
 }
 
 type blobState struct {
-	done  chan struct{}
-	err   error
-	repos map[string]bool // repositories (registry/repo) known to hold the blob
+	repos map[string]*slot // repository (registry/repo) → its upload or mount
 }
 
-// ensure puts blob d into dst, uploading it at most once per destination registry per run and
+type slot struct {
+	done chan struct{}
+	err  error
+}
+
+func (s *slot) finished() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ensureBlob puts blob d into dst, uploading it at most once per destination registry per run and
 // mounting it from a repository that already holds it otherwise.
 func (e *Engine) ensureBlob(ctx context.Context, src, dst name.Repository, d v1.Descriptor, counter *atomic.Int64) (string, error) {
 	key := dst.RegistryStr() + "\x00" + d.Digest.String()
@@ -88,66 +100,64 @@ func (e *Engine) ensureBlob(ctx context.Context, src, dst name.Repository, d v1.
 		e.blobs.mu.Lock()
 		st, ok := e.blobs.m[key]
 		if !ok {
-			st = &blobState{done: make(chan struct{}), repos: map[string]bool{}}
+			st = &blobState{repos: map[string]*slot{}}
 			e.blobs.m[key] = st
-			e.blobs.mu.Unlock()
-			err := e.pusher.Upload(ctx, dst, layer)
-			e.blobs.mu.Lock()
-			if err == nil {
-				st.repos[dst.String()] = true
-			} else {
-				st.err = err
-				delete(e.blobs.m, key)
-			}
-			e.blobs.mu.Unlock()
-			close(st.done)
-			if err != nil {
-				return "", err
-			}
-			if layer.opened.Load() {
-				return BlobUploaded, nil
-			}
-			return BlobExists, nil
 		}
-		select {
-		case <-st.done:
-		default:
+		if sl, ok := st.repos[dst.String()]; ok {
+			// this repository is being (or has been) served by someone else
 			e.blobs.mu.Unlock()
 			select {
-			case <-st.done:
+			case <-sl.done:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			if sl.err == nil {
+				return BlobDeduplicated, nil
+			}
+			continue // it failed and was removed: try ourselves
+		}
+		// pick a finished repository to mount from; wait if the first upload is still running
+		var from string
+		var pending *slot
+		for r, sl := range st.repos {
+			if sl.finished() && sl.err == nil {
+				from = r
+				break
+			}
+			if !sl.finished() {
+				pending = sl
+			}
+		}
+		if from == "" && pending != nil {
+			e.blobs.mu.Unlock()
+			select {
+			case <-pending.done:
 			case <-ctx.Done():
 				return "", ctx.Err()
 			}
 			continue
 		}
-		if st.err != nil { // the owner failed and removed it; try again as the owner
-			e.blobs.mu.Unlock()
-			continue
-		}
-		if st.repos[dst.String()] {
-			e.blobs.mu.Unlock()
-			return BlobDeduplicated, nil
-		}
-		var from string
-		for r := range st.repos {
-			from = r
-			break
-		}
+		mine := &slot{done: make(chan struct{})}
+		st.repos[dst.String()] = mine
 		e.blobs.mu.Unlock()
-		fromRepo, err := name.NewRepository(from, e.nameOpts(dst.RegistryStr())...)
-		if err != nil {
-			return "", err
+
+		fromRepo := dst
+		if from != "" {
+			var err error
+			if fromRepo, err = name.NewRepository(from, e.nameOpts(dst.RegistryStr())...); err != nil {
+				mine.err = err
+			}
 		}
-		err = e.pusher.Upload(ctx, dst, &remote.MountableLayer{Layer: layer, Reference: fromRepo.Digest(d.Digest.String())})
-		if err != nil {
-			return "", err
+		how := ""
+		if mine.err == nil {
+			how, mine.err = e.upload(ctx, dst, fromRepo, layer)
 		}
-		e.blobs.mu.Lock()
-		st.repos[dst.String()] = true
-		e.blobs.mu.Unlock()
-		if layer.opened.Load() {
-			return BlobUploaded, nil
+		if mine.err != nil {
+			e.blobs.mu.Lock()
+			delete(st.repos, dst.String())
+			e.blobs.mu.Unlock()
 		}
-		return BlobMounted, nil
+		close(mine.done)
+		return how, mine.err
 	}
 }

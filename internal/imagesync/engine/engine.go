@@ -107,6 +107,7 @@ type Engine struct {
 	puller *remote.Puller
 	pusher *remote.Pusher
 	blobs  blobTracker
+	push   pushClients
 
 	srcMu    sync.Mutex
 	srcHeads map[string]*headEntry
@@ -167,6 +168,7 @@ func New(o Options) (*Engine, error) {
 		}
 		o.Transport = registry.NewRetry(ht, registry.DefaultRetryPolicy)
 	}
+	o.Transport = registry.NewPingCache(o.Transport)
 	ropts := []remote.Option{
 		remote.WithTransport(o.Transport),
 		remote.WithAuthFromKeychain(o.Keychain),
@@ -182,7 +184,7 @@ func New(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, srcHeads: map[string]*headEntry{}}, nil
+	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}}, srcHeads: map[string]*headEntry{}}, nil
 }
 
 func (e *Engine) nameOpts(host string) []name.Option {
@@ -304,44 +306,34 @@ func (e *Engine) check(ctx context.Context, t plan.Task, res *Result) (*checked,
 	st := &checked{src: src, dst: dst, srcRepo: srcRepo, dstRepo: dstRepo}
 	var dstDigest v1.Hash
 	var dstFound bool
-	// The no-op path: one HEAD per side, digest compare, no blob traffic.
+	// The no-op path: one HEAD per side, digest compare, no blob traffic. The destination is asked
+	// first: when it lacks the tag, the source HEAD would be wasted (its manifest GET follows).
 	if !e.o.Force {
-		var srcDigest v1.Hash
-		g, gctx := errgroup.WithContext(ctx)
-		safeGo(g, func() error {
-			if t.ByDigest {
-				var err error
-				srcDigest, err = v1.NewHash(t.SrcID)
-				return err
-			}
-			if e.o.Filter.Active() {
-				return nil // the filtered digest needs the manifest body; fetched below
-			}
-			d, found, err := e.headSource(gctx, src)
-			if err != nil {
-				return fmt.Errorf("head source %s: %w", t.Source, err)
-			}
-			if !found {
-				return fmt.Errorf("source %s: manifest unknown", t.Source)
-			}
-			srcDigest = d
-			return nil
-		})
-		safeGo(g, func() error {
-			var err error
-			dstDigest, dstFound, err = e.head(gctx, dst)
-			if err != nil {
-				return fmt.Errorf("head destination %s: %w", t.Dest, err)
-			}
-			return nil
-		})
-		if err := g.Wait(); err != nil {
-			return nil, err
+		dstDigest, dstFound, err = e.head(ctx, dst)
+		if err != nil {
+			return nil, fmt.Errorf("head destination %s: %w", t.Dest, err)
 		}
-		if !e.o.Filter.Active() && dstFound && srcDigest == dstDigest {
-			res.Status, res.Message = Skipped, MsgExists
-			res.Digest, res.DstDigest = srcDigest.String(), dstDigest.String()
-			st.done = true
+		if dstFound && !e.o.Filter.Active() {
+			var srcDigest v1.Hash
+			if t.ByDigest {
+				if srcDigest, err = v1.NewHash(t.SrcID); err != nil {
+					return nil, err
+				}
+			} else {
+				d, found, err := e.headSource(ctx, src)
+				if err != nil {
+					return nil, fmt.Errorf("head source %s: %w", t.Source, err)
+				}
+				if !found {
+					return nil, fmt.Errorf("source %s: manifest unknown", t.Source)
+				}
+				srcDigest = d
+			}
+			if srcDigest == dstDigest {
+				res.Status, res.Message = Skipped, MsgExists
+				res.Digest, res.DstDigest = srcDigest.String(), dstDigest.String()
+				st.done = true
+			}
 		}
 	}
 	st.dstDigest, st.dstFound = dstDigest, dstFound
