@@ -399,3 +399,28 @@ func hashSecret(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
 }
+
+// Keys of the add-on Secret (kube-system/alibaba-addon-secret).
+const (
+	AddonSecretKeyID     = "access-key-id"
+	AddonSecretKeySecret = "access-key-secret"
+)
+
+// AccessKeyFromSecretData reads the AccessKey pair from the data of the add-on Secret,
+// trimming surrounding whitespace (kubectl --from-file keeps a trailing newline). The error
+// names the missing key and never contains the secret.
+func AccessKeyFromSecretData(data map[string][]byte) (*AccessKey, error) {
+	id := strings.TrimSpace(string(data[AddonSecretKeyID]))
+	secret := strings.TrimSpace(string(data[AddonSecretKeySecret]))
+	switch {
+	case id == "" && secret == "":
+		return nil, fmt.Errorf("cloudcred: add-on Secret has neither %s nor %s", AddonSecretKeyID, AddonSecretKeySecret)
+	case id == "":
+		return nil, fmt.Errorf("cloudcred: add-on Secret has no %s", AddonSecretKeyID)
+	case secret == "":
+		return nil, fmt.Errorf("cloudcred: add-on Secret has no %s", AddonSecretKeySecret)
+	case strings.ContainsAny(id, " \t\r\n") || strings.ContainsAny(secret, " \t\r\n"):
+		return nil, fmt.Errorf("cloudcred: add-on Secret: %s or %s contains whitespace", AddonSecretKeyID, AddonSecretKeySecret)
+	}
+	return &AccessKey{ID: id, Secret: redact.Secret(secret)}, nil
+}

@@ -231,3 +231,29 @@ func TestAsAPIError(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 }
+
+func TestAccessKeyFromSecretData(t *testing.T) {
+	const sec = "very-secret-value"
+	tests := []struct {
+		data    map[string][]byte
+		wantErr string
+	}{
+		{map[string][]byte{"access-key-id": []byte("LTAIx\n"), "access-key-secret": []byte(sec + "\n")}, ""},
+		{map[string][]byte{}, "neither"},
+		{map[string][]byte{"access-key-secret": []byte(sec)}, "no access-key-id"},
+		{map[string][]byte{"access-key-id": []byte("LTAIx")}, "no access-key-secret"},
+		{map[string][]byte{"access-key-id": []byte("LTAI x"), "access-key-secret": []byte(sec)}, "whitespace"},
+	}
+	for _, tt := range tests {
+		ak, err := AccessKeyFromSecretData(tt.data)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), sec) {
+				t.Errorf("err = %v, want %q", err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || ak.ID != "LTAIx" || ak.Secret.Reveal() != sec || strings.Contains(fmt.Sprintf("%+v", ak), sec) {
+			t.Errorf("ak = %+v, %v", ak, err)
+		}
+	}
+}
