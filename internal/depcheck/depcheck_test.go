@@ -43,6 +43,18 @@ func listPackages(t *testing.T) []pkg {
 	return pkgs
 }
 
+// sameBinary reports whether both packages live under the same cmd/<bin>.
+func sameBinary(a, b string) bool {
+	bin := func(p string) string {
+		parts := strings.Split(strings.TrimPrefix(p, module+"/"), "/")
+		if len(parts) < 2 || parts[0] != "cmd" {
+			return ""
+		}
+		return parts[1]
+	}
+	return bin(a) != "" && bin(a) == bin(b)
+}
+
 func isStd(path string) bool { return !strings.Contains(strings.SplitN(path, "/", 2)[0], ".") }
 
 func under(path, prefix string) bool {
@@ -91,8 +103,8 @@ func TestImportDirection(t *testing.T) {
 		for _, imp := range p.Imports {
 			var why string
 			switch {
-			case under(imp, "cmd"):
-				why = "nothing imports cmd/"
+			case under(imp, "cmd") && !sameBinary(p.ImportPath, imp):
+				why = "nothing imports cmd/ (except cmd/<bin> importing its own cmd/<bin>/app)"
 			case under(imp, "internal/testutil") && !under(p.ImportPath, "internal/testutil"):
 				why = "internal/testutil is for _test.go files only"
 			case under(imp, "internal/deps"):
