@@ -47,6 +47,7 @@ type rig struct {
 	issuer string
 	// metadataProxy serves http://100.100.100.200 as an HTTP proxy.
 	metadataProxy string
+	hardenedProxy string
 }
 
 type lockedBuffer struct {
@@ -78,11 +79,13 @@ func startRig(t *testing.T) *rig {
 	}
 	r := &rig{env: emulatorenv.Start(t, emulatorenv.Options{World: w}), logs: &lockedBuffer{}, key: key, issuer: issuer,
 		tokens: filepath.Join(t.TempDir(), "token")}
-	// The emulator's own metadata listener is not wired yet; serve its real ECS metadata
-	// handler (same RAM service) as the HTTP proxy for 100.100.100.200.
-	md := httptest.NewServer(imds.New(r.env.Emulator.RAM(), imds.Hardened(true))) // IMDSv2 only
+	// The emulator's metadata listener is the HTTP proxy for 100.100.100.200. A second
+	// instance of its metadata handler (same RAM service) runs in security-hardening mode
+	// (IMDSv2 only) to prove ferry sends the token.
+	r.metadataProxy = r.env.Info.MetadataProxy
+	md := httptest.NewServer(imds.New(r.env.Emulator.RAM(), imds.Hardened(true)))
 	t.Cleanup(md.Close)
-	r.metadataProxy = md.URL
+	r.hardenedProxy = md.URL
 	r.logger = slog.New(redact.NewHandler(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return r
 }
@@ -312,7 +315,11 @@ func TestEmulatorRRSATokenFileReRead(t *testing.T) {
 
 func TestEmulatorWorkerRoleIMDSv1Disabled(t *testing.T) {
 	r := startRig(t)
-	res := r.resolver(t, func(o *cloudcred.Options) { o.DisableIMDSv1 = true; o.MetadataRoleName = world.DemoWorkerRole })
+	res := r.resolver(t, func(o *cloudcred.Options) {
+		o.MetadataProxy = r.hardenedProxy
+		o.DisableIMDSv1 = true
+		o.MetadataRoleName = world.DemoWorkerRole
+	})
 	id, err := res.Resolve(t.Context(), cloudcred.Request{TokenMode: acrconfig.TokenModeWorkerRole})
 	if err != nil {
 		t.Fatal(err)
@@ -322,6 +329,12 @@ func TestEmulatorWorkerRoleIMDSv1Disabled(t *testing.T) {
 	}
 	if arn, err := r.callerARN(t, id); err != nil || !strings.Contains(arn, world.DemoWorkerRole) {
 		t.Fatalf("%s %v", arn, err)
+	}
+	// the role name discovered through the hardened service as well (auto mode, no managed role)
+	res = r.resolver(t, func(o *cloudcred.Options) { o.MetadataProxy = r.hardenedProxy })
+	id, _ = res.Resolve(t.Context(), cloudcred.Request{})
+	if arn, err := r.callerARN(t, id); err != nil || !strings.Contains(arn, world.DemoWorkerRole) {
+		t.Fatalf("auto: %s %v", arn, err)
 	}
 	// no metadata service at all: a clear error, not a hang or a panic
 	res = r.resolver(t, func(o *cloudcred.Options) {
