@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -30,8 +31,14 @@ var ErrFailedTasks = errors.New("failed tasks exist")
 // Options inject dependencies into the command.
 type Options struct {
 	Stdout, Stderr io.Writer
-	// ACRToken mints ACR registry tokens for auth entries with RAM credentials; nil disables them.
+	// ACRToken mints ACR registry tokens for auth entries with RAM credentials; nil uses
+	// NewACRToken(ACR).
 	ACRToken creds.ACRTokenFunc
+	// ACR is the base configuration of the default ACRToken (zero: the real Alibaba Cloud).
+	ACR ACRConfig
+	// Transport, if set, replaces the per-host TLS transport (tests: a transport that resolves
+	// emulator domains); retries and limits still wrap it.
+	Transport http.RoundTripper
 }
 
 type flags struct {
@@ -251,11 +258,17 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 		ruleEntries = append(ruleEntries, e)
 	}
 
-	resolver := creds.New(af, o.ACRToken, nil, func(s string) { log.Infof("%s", s) })
+	acrToken := o.ACRToken
+	if acrToken == nil {
+		acrToken = NewACRToken(o.ACR)
+	}
+	resolver := creds.New(af, acrToken, nil, func(s string) { log.Infof("%s", s) })
 	hosts := creds.Hosts(af)
-	ht, err := registry.NewHostTransport(hosts)
-	if err != nil {
-		return &configError{err}
+	ht := o.Transport
+	if ht == nil {
+		if ht, err = registry.NewHostTransport(hosts); err != nil {
+			return &configError{err}
+		}
 	}
 	tr := registry.NewRetry(registry.NewLimit(ht, f.perHost), registry.DefaultRetryPolicy)
 	eng, err := engine.New(engine.Options{

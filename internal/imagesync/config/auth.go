@@ -61,6 +61,7 @@ type Auth struct {
 	InstanceID      string `json:"instanceId,omitempty"`
 	RegionID        string `json:"regionId,omitempty"`
 	Endpoint        string `json:"endpoint,omitempty"`
+	STSEndpoint     string `json:"stsEndpoint,omitempty"`
 }
 
 // String describes the entry without any secret.
@@ -188,7 +189,7 @@ func stripValues(err error) string {
 
 func (a *Auth) expand() {
 	for _, p := range []*string{&a.Username, &a.Password, &a.CAFile, &a.Token, &a.IdentityToken, &a.CredHelper,
-		&a.AccessKeyID, &a.AccessKeySecret, &a.RoleArn, &a.InstanceID, &a.RegionID, &a.Endpoint} {
+		&a.AccessKeyID, &a.AccessKeySecret, &a.RoleArn, &a.InstanceID, &a.RegionID, &a.Endpoint, &a.STSEndpoint} {
 		*p = ExpandValue(*p)
 	}
 }

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferrypull/ferry/internal/acr"
+	"github.com/ferrypull/ferry/internal/cloudcred"
+	"github.com/ferrypull/ferry/internal/emulator"
+	"github.com/ferrypull/ferry/internal/imagesync/report"
+	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
+)
+
+// TestHarborToACREmulatorWithRAMCredentials syncs from a Harbor-like docker-registry into the
+// acr-emulator's Enterprise registry using only an AccessKey in the auth file: the token is minted
+// with GetAuthorizationToken through the official SDK (internal/acr).
+func TestHarborToACREmulatorWithRAMCredentials(t *testing.T) {
+	h := startHarbor(t)
+	env := emulatorenv.Start(t, emulatorenv.Options{})
+	var inst emulator.InfoInstance
+	for _, in := range env.Info.Instances {
+		if in.Edition != "Personal" && len(in.Domains) > 0 {
+			inst = in
+			break
+		}
+	}
+	if inst.InstanceID == "" {
+		t.Fatal("no Enterprise instance in the demo world")
+	}
+	acct := env.Account(t, inst.OwnerUID)
+	domain := inst.Domains[0]
+	hc, err := cloudcred.NewHTTPClient(env.Info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := h.write(t, "acr-auth.yaml", fmt.Sprintf(`
+%s: {username: %q, password: %q, insecure: true}
+%s:
+  accessKeyId: %s
+  accessKeySecret: %s
+  instanceId: %s
+  regionId: %s
+`, h.src.Addr, robotUser, robotPass, domain, acct.AccessKeyID, acct.AccessKeySecret, inst.InstanceID, inst.RegionID))
+	images := h.write(t, "acr-images.yaml", fmt.Sprintf(`
+%[1]s/library/app: %[2]s/%[3]s/app
+%[1]s/library/oci:1: %[2]s/%[3]s/oci
+`, h.src.Addr, domain, inst.Namespace))
+	reportFile := filepath.Join(h.dir, "acr-report.json")
+	run := func() runResult {
+		var r runResult
+		var out, errb strings.Builder
+		cmd := NewCommand(Options{
+			Stdout: &out, Stderr: &errb, Transport: env.Transport,
+			ACR: ACRConfig{
+				Client:   acr.ClientOptions{DialAddr: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
+				Resolver: cloudcred.Options{Region: inst.RegionID, STSEndpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
+			},
+		})
+		cmd.SetArgs([]string{"--auth", auth, "--images", images, "--report", reportFile, "--retries", "0"})
+		r.err = cmd.ExecuteContext(t.Context())
+		r.stdout, r.stderr = out.String(), errb.String()
+		return r
+	}
+	for i, want := range []struct{ copied, skipped int }{{4, 0}, {0, 4}} {
+		r := run()
+		if r.err != nil {
+			t.Fatalf("run %d: %v\n%s", i, r.err, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, acct.AccessKeySecret) {
+			t.Error("AccessKey secret in output")
+		}
+		noSecrets(t, r.stdout+r.stderr)
+		var rep report.Report
+		data, _ := os.ReadFile(reportFile)
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Summary.Copied != want.copied || rep.Summary.Skipped != want.skipped {
+			t.Fatalf("run %d: summary %+v\n%s", i, rep.Summary, r.stderr)
+		}
+		for _, img := range rep.Images {
+			src := strings.TrimPrefix(img.Source, h.src.Addr+"/")
+			for _, d := range img.Destinations {
+				if d.Digest != h.digests[src].String() {
+					t.Errorf("run %d: %s -> %s digest %s, want %s", i, img.Source, d.Ref, d.Digest, h.digests[src])
+				}
+			}
+		}
+	}
+}
