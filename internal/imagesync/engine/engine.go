@@ -109,6 +109,9 @@ type Engine struct {
 	blobs  blobTracker
 	push   pushClients
 
+	planMu  sync.Mutex
+	planned map[string]bool // dry run: registry + digest already counted
+
 	srcMu    sync.Mutex
 	srcHeads map[string]*headEntry
 }
@@ -184,7 +187,7 @@ func New(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}}, srcHeads: map[string]*headEntry{}}, nil
+	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}}, planned: map[string]bool{}, srcHeads: map[string]*headEntry{}}, nil
 }
 
 func (e *Engine) nameOpts(host string) []name.Option {
@@ -395,7 +398,7 @@ func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Re
 		return fmt.Errorf("source %s: a platform filter changed the index digest; name a destination tag", t.Source)
 	}
 	if e.o.DryRun {
-		n, err := e.planBytes(ctx, srcRepo, raw, mt, children, map[string]bool{})
+		n, err := e.planBytes(ctx, srcRepo, dstRepo.RegistryStr(), raw, mt, children)
 		res.Status = Planned
 		counter.Add(n)
 		return err
@@ -519,8 +522,10 @@ func (e *Engine) copyTree(ctx context.Context, t plan.Task, srcRepo, dstRepo nam
 	return nil
 }
 
-// planBytes sums the sizes of the unique blobs an image references (dry run).
-func (e *Engine) planBytes(ctx context.Context, srcRepo name.Repository, raw []byte, mt types.MediaType, children []v1.Descriptor, seen map[string]bool) (int64, error) {
+// planBytes sums the sizes of the blobs an image references that no earlier task of this run
+// already counted for the same destination registry (dry run), so the run total is the unique
+// bytes to transfer at most.
+func (e *Engine) planBytes(ctx context.Context, srcRepo name.Repository, dstReg string, raw []byte, mt types.MediaType, children []v1.Descriptor) (int64, error) {
 	all, blobs, err := manifestDeps(raw, mt)
 	if err != nil {
 		return 0, err
@@ -529,18 +534,20 @@ func (e *Engine) planBytes(ctx context.Context, srcRepo name.Repository, raw []b
 		children = all
 	}
 	var n int64
+	e.planMu.Lock()
 	for _, b := range blobs {
-		if !seen[b.Digest.String()] && b.Size > 0 {
-			seen[b.Digest.String()] = true
+		if k := dstReg + "\x00" + b.Digest.String(); !e.planned[k] && b.Size > 0 {
+			e.planned[k] = true
 			n += b.Size
 		}
 	}
+	e.planMu.Unlock()
 	for _, c := range children {
 		cdesc, err := e.puller.Get(ctx, srcRepo.Digest(c.Digest.String()))
 		if err != nil {
 			return n, fmt.Errorf("get child manifest %s@%s: %w", srcRepo, c.Digest, err)
 		}
-		m, err := e.planBytes(ctx, srcRepo, cdesc.Manifest, cdesc.MediaType, nil, seen)
+		m, err := e.planBytes(ctx, srcRepo, dstReg, cdesc.Manifest, cdesc.MediaType, nil)
 		n += m
 		if err != nil {
 			return n, err
