@@ -41,6 +41,7 @@ type Options struct {
 	CAFile           string
 	RRSATokenFile    string
 	AddonSecret      string
+	AddonRefresh     time.Duration
 
 	// Webhook.
 	WebhookPort       int
@@ -68,6 +69,7 @@ func DefaultOptions() *Options {
 		TokenMode:         "auto",
 		RRSATokenFile:     "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token",
 		AddonSecret:       "kube-system/alibaba-addon-secret",
+		AddonRefresh:      time.Minute,
 		WebhookPort:       9443,
 		WebhookService:    "ferry-acr-credential-helper",
 		WebhookConfigName: "ferry-acr-credential-helper",
@@ -103,6 +105,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM CA bundle trusted for the Alibaba Cloud API endpoints in addition to the system roots (e.g. the acr-emulator's CA).")
 	fs.StringVar(&o.RRSATokenFile, "rrsa-token-file", o.RRSATokenFile, "Projected ServiceAccount token (audience sts.aliyuncs.com) used for RRSA (AssumeRoleWithOIDC); re-read on every refresh.")
 	fs.StringVar(&o.AddonSecret, "addon-secret", o.AddonSecret, "namespace/name of the Secret holding access-key-id and access-key-secret (registered, non-ACK clusters).")
+
+	fs.DurationVar(&o.AddonRefresh, "addon-secret-refresh", o.AddonRefresh, "How long the --addon-secret AccessKey is reused before the Secret is read again.")
 
 	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port of the ServiceAccount-creation webhook server; 0 disables the webhook entirely.")
 	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the webhook server binds to (empty: all).")

@@ -22,9 +22,6 @@ import (
 	"github.com/ferrypull/ferry/internal/redact"
 )
 
-// addonTTL bounds how long the alibaba-addon-secret AccessKey is reused before it is read again.
-const addonTTL = time.Minute
-
 // cloudTokens is the production TokenSource: the identity of each acr-registry-info entry from
 // internal/cloudcred (documented precedence: customAccessKey, RRSA, alibaba-addon-secret,
 // tokenMode; then assumeRoleARN), tokens from the internal/acr single-flight cache.
@@ -33,6 +30,7 @@ type cloudTokens struct {
 	cache    *acr.Cache
 	reader   client.Reader
 	addonKey *types.NamespacedName
+	addonTTL time.Duration
 
 	mu      sync.Mutex
 	addon   *cloudcred.AccessKey
@@ -75,7 +73,7 @@ func newTokenSource(ctx context.Context, o *Options, reader client.Reader) (pull
 	if err != nil {
 		return nil, fmt.Errorf("register token metrics: %w", err)
 	}
-	t := &cloudTokens{resolver: r, cache: acr.NewCache(c, acr.CacheOptions{Metrics: m, Logger: slogger}), reader: reader}
+	t := &cloudTokens{resolver: r, cache: acr.NewCache(c, acr.CacheOptions{Metrics: m, Logger: slogger}), reader: reader, addonTTL: o.AddonRefresh}
 	if ns, name, ok := strings.Cut(o.AddonSecret, "/"); ok {
 		t.addonKey = &types.NamespacedName{Namespace: ns, Name: name}
 	}
@@ -115,7 +113,7 @@ func (t *cloudTokens) addonAccessKey(ctx context.Context) (*cloudcred.AccessKey,
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.addonAt.IsZero() && time.Since(t.addonAt) < addonTTL {
+	if !t.addonAt.IsZero() && time.Since(t.addonAt) < t.addonTTL {
 		return t.addon, nil
 	}
 	s := &corev1.Secret{}
