@@ -171,10 +171,21 @@ func TestDemo(t *testing.T) {
 		})
 		writeJSON(t, imagesFile, map[string]any{harbor.Addr + "/library/nginx": dst})
 		say("Harbor-like docker-registry %s (plain HTTP, robot$demo) holds library/nginx:1.25 %s", harbor.Addr, src)
-		for i, what := range []string{"first sync", "re-sync"} {
-			out := runOnce(t, filepath.Join(bin, "image-syncer"), "--auth", authFile, "--images", imagesFile,
-				"--report", filepath.Join(dir, fmt.Sprintf("report%d.json", i)))
-			say("%s: %s", what, lastLine(out))
+		for i, what := range []string{"first sync", "re-sync "} {
+			reportFile := filepath.Join(dir, fmt.Sprintf("report%d.json", i))
+			runOnce(t, filepath.Join(bin, "image-syncer"), "--auth", authFile, "--images", imagesFile, "--report", reportFile)
+			var rep struct {
+				Summary struct {
+					Seconds                 float64
+					Copied, Skipped, Failed int
+					Bytes                   int64
+				}
+			}
+			b, err := os.ReadFile(reportFile)
+			must(t, err)
+			must(t, json.Unmarshal(b, &rep))
+			sm := rep.Summary
+			say("%s: %d copied, %d skipped as unchanged, %d failed, %d bytes uploaded, %.2fs", what, sm.Copied, sm.Skipped, sm.Failed, sm.Bytes, sm.Seconds)
 		}
 		ref, err := name.ParseReference(dst + ":1.25")
 		must(t, err)
@@ -209,11 +220,6 @@ func shorten(s string) string {
 		return s[:160] + "…"
 	}
 	return s
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
 
 // run starts a ferry binary for the rest of the test, logging to <dir>/<name>.log.

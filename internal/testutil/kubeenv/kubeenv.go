@@ -58,6 +58,11 @@ func Start(t testing.TB, opts ...Option) *Env {
 		tools.Require(t, "KUBEBUILDER_ASSETS is not set and bin/tools.env has none (run `make tools`)")
 	}
 	e := &envtest.Environment{BinaryAssetsDirectory: assets, ErrorIfCRDPathMissing: true}
+	// envtest disables the ServiceAccount admission plugin by default (no controller-manager creates the
+	// default ServiceAccounts). ferry depends on exactly that plugin — it copies a ServiceAccount's
+	// imagePullSecrets into Pods at admission — so it runs here as in a real cluster: tests create the
+	// ServiceAccounts their Pods use.
+	e.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
 	for _, o := range opts {
 		o(e)
 	}
