@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -36,6 +37,10 @@ type Options struct {
 	ACRToken creds.ACRTokenFunc
 	// ACR is the base configuration of the default ACRToken (zero: the real Alibaba Cloud).
 	ACR ACRConfig
+	// MetricsListener, if set, serves /metrics (tests; --metrics-addr otherwise).
+	MetricsListener net.Listener
+	// OnRun is called after every sync run with its result (tests).
+	OnRun func(error)
 	// Transport, if set, replaces the per-host TLS transport (tests: a transport that resolves
 	// emulator domains); retries and limits still wrap it.
 	Transport http.RoundTripper
@@ -58,6 +63,8 @@ type flags struct {
 	progress     string
 	logAppend    bool
 	version      bool
+	interval     time.Duration
+	metricsAddr  string
 }
 
 // NewCommand builds the root command.
@@ -114,6 +121,8 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, periodic lines otherwise), bars, lines or none")
 	pf.BoolVar(&f.logAppend, "log-append", false, "append to the --log file instead of truncating it")
 	pf.BoolVar(&f.version, "version", false, "print the version and exit")
+	pf.DurationVar(&f.interval, "interval", 0, "run again every interval until SIGTERM (0: run once); the files are re-read every run")
+	pf.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464) at /metrics")
 	return cmd
 }
 
@@ -185,7 +194,6 @@ func loadConfig(f *flags, log *logcompat.Logger) (config.AuthFile, []config.Entr
 }
 
 func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
-	start := time.Now()
 	logW, tty := o.Stderr, isTerminal(o.Stderr)
 	if f.log != "" {
 		mode := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
@@ -231,6 +239,47 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 		fmt.Fprint(o.Stderr, cmd.UsageString())
 		return &configError{err}
 	}
+	if f.interval < 0 {
+		return &configError{fmt.Errorf("--interval %s: must not be negative", f.interval)}
+	}
+	var m *metrics
+	if f.metricsAddr != "" || o.MetricsListener != nil {
+		if m, err = serveMetrics(ctx, f.metricsAddr, o.MetricsListener, log); err != nil {
+			return &configError{err}
+		}
+	}
+	if f.interval == 0 {
+		err := syncOnce(ctx, cmd, f, o, log, prog, filter, m)
+		if o.OnRun != nil {
+			o.OnRun(err)
+		}
+		return err
+	}
+	// Interval mode: sync, then wait for the next tick or a signal; failures are logged and
+	// counted, never fatal (config errors included: the files may be fixed before the next run).
+	for {
+		err := syncOnce(ctx, cmd, f, o, log, prog, filter, m)
+		if err != nil && ctx.Err() == nil {
+			log.Errorf("sync run failed: %v", err)
+		}
+		if o.OnRun != nil {
+			o.OnRun(err)
+		}
+		t := time.NewTimer(f.interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			log.Infof("interval mode stopped")
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// syncOnce loads the files and runs one synchronization.
+func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log *logcompat.Logger, prog progress.Reporter, filter engine.PlatformFilter, m *metrics) (retErr error) {
+	start := time.Now()
+	defer func() { m.observeRun(start, retErr) }()
 	af, entries, err := loadConfig(f, log)
 	if err != nil {
 		fmt.Fprint(o.Stderr, cmd.UsageString())
@@ -322,9 +371,13 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 	for _, r := range results {
 		d := report.Destination{Ref: r.Task.Dest, Status: string(r.Status), Digest: r.DstDigest, Bytes: r.Bytes, Message: r.Message}
 		rep.Add(r.Task.Source, r.Digest, d, r.Err)
+		m.observeImage(string(r.Status), r.Bytes)
 		if r.Status == engine.Failed {
 			failed++
 		}
+	}
+	for range expanded.Failed {
+		m.observeImage("failed", 0)
 	}
 	final := rep.Done(time.Now())
 	log.Finished(failed, time.Since(start))
