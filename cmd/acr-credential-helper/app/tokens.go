@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -70,6 +71,10 @@ func newTokenSource(ctx context.Context, o *Options, reader client.Reader) (pull
 		return nil, fmt.Errorf("--sts-endpoint/--metadata-endpoint: %w", err)
 	}
 	m, err := acr.NewPrometheusMetrics(metrics.Registry)
+	if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
+		// A second helper in the same process (tests): the first one's collectors stay exported.
+		m, err = acr.NewPrometheusMetrics(nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("register token metrics: %w", err)
 	}
