@@ -53,6 +53,9 @@ type Options struct {
 	WebhookCertSecret string
 	CertManager       string
 	WebhookResync     time.Duration
+
+	// skipNameValidation lets tests run two helpers in one process.
+	skipNameValidation bool
 }
 
 // DefaultOptions returns the defaults shown by --help.

@@ -17,8 +17,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -91,6 +93,7 @@ func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsec
 		LeaderElectionNamespace:       leNS,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:                 whServer,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.skipNameValidation)},
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
