@@ -65,6 +65,7 @@ type flags struct {
 	version      bool
 	interval     time.Duration
 	metricsAddr  string
+	referrers    bool
 }
 
 // NewCommand builds the root command.
@@ -121,6 +122,7 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, periodic lines otherwise), bars, lines or none")
 	pf.BoolVar(&f.logAppend, "log-append", false, "append to the --log file instead of truncating it")
 	pf.BoolVar(&f.version, "version", false, "print the version and exit")
+	pf.BoolVar(&f.referrers, "referrers", false, "also copy OCI referrers (API or sha256-<hex> fallback tag) and cosign .sig/.att/.sbom tags of every image")
 	pf.DurationVar(&f.interval, "interval", 0, "run again every interval until SIGTERM (0: run once); the files are re-read every run")
 	pf.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464) at /metrics")
 	return cmd
@@ -322,7 +324,7 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 	tr := registry.NewRetry(registry.NewLimit(ht, f.perHost), registry.DefaultRetryPolicy)
 	eng, err := engine.New(engine.Options{
 		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs,
-		Filter: filter, Force: f.force, DryRun: f.dryRun,
+		Filter: filter, Force: f.force, DryRun: f.dryRun, Referrers: f.referrers,
 		Observer: &observer{log: log, prog: prog},
 	})
 	if err != nil {

@@ -98,6 +98,9 @@ type Options struct {
 	Force    bool
 	DryRun   bool
 	Observer Observer
+	// Referrers also copies OCI referrers and cosign .sig/.att/.sbom tags of every image
+	// (copied or unchanged), at the cost of a few extra requests per image.
+	Referrers bool
 }
 
 // Engine copies images. It is safe for concurrent use; one Engine per run shares tokens,
@@ -293,8 +296,14 @@ type checked struct {
 
 func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *atomic.Int64) error {
 	st, err := e.check(ctx, t, res)
-	if err != nil || st.done {
+	if err != nil {
 		return err
+	}
+	if st.done {
+		if e.o.Referrers && res.Digest != "" {
+			return e.copyReferrers(ctx, t, st.srcRepo, st.dstRepo, res.Digest, counter)
+		}
+		return nil
 	}
 	return e.transfer(ctx, t, st, res, counter)
 }
@@ -407,6 +416,9 @@ func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Re
 		return err
 	}
 	res.Status = Copied
+	if e.o.Referrers {
+		return e.copyReferrers(ctx, t, srcRepo, dstRepo, res.Digest, counter)
+	}
 	return nil
 }
 
@@ -656,6 +668,9 @@ func (e *Engine) Run(ctx context.Context, tasks []plan.Task, o RunOptions) []Res
 					e.stage(&results[i], p.counter, p.start, func() error {
 						var err error
 						p.st, err = e.check(ctx, tasks[i], &results[i])
+						if err == nil && p.st.done && e.o.Referrers && results[i].Digest != "" {
+							err = e.copyReferrers(ctx, tasks[i], p.st.srcRepo, p.st.dstRepo, results[i].Digest, p.counter)
+						}
 						return err
 					})
 					if results[i].Status == Failed || p.st == nil || p.st.done {

@@ -662,3 +662,61 @@ func TestDryRun(t *testing.T) {
 	}
 	_ = sort.Strings
 }
+
+func TestReferrersAndCosignTags(t *testing.T) {
+	f := corpus(t)
+	S, D := f.src.Addr, f.dst.Addr
+	subject := f.digests["proj/app:v1"]
+	// an OCI artifact referring to proj/app:v1 (ggcr uses the referrers API or the fallback tag)
+	sig, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig = mutate.MediaType(sig, types.OCIManifestSchema1)
+	sig = mutate.ConfigMediaType(sig, types.OCIConfigJSON)
+	sref, _ := name.ParseReference(S+"/proj/app:v1", name.Insecure)
+	sdesc, err := remote.Head(sref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	art := mutate.Subject(sig, *sdesc).(v1.Image)
+	artDigest, _ := art.Digest()
+	aref, _ := name.ParseReference(S+"/proj/app@"+artDigest.String(), name.Insecure)
+	if err := remote.Write(aref, art, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	// a cosign-style signature tag
+	cos, _ := random.Image(128, 1)
+	cosDigest := push(t, S+"/proj/app:sha256-"+subject.Hex+".sig", cos)
+
+	e, _ := newEngine(t, nil, Options{Referrers: true})
+	res := e.Run(t.Context(), rules(t, e, [2]string{S + "/proj/app:v1", D + "/ref/app"}), RunOptions{Jobs: 1})
+	if res[0].Status != Copied {
+		t.Fatalf("%s %v", res[0].Status, res[0].Err)
+	}
+	if got := digestOf(t, D+"/ref/app@"+artDigest.String()); got != artDigest.String() {
+		t.Errorf("referrer not copied: %s", got)
+	}
+	if got := digestOf(t, D+"/ref/app:sha256-"+subject.Hex+".sig"); got != cosDigest.String() {
+		t.Errorf("cosign tag not copied: %s", got)
+	}
+	dref, _ := name.NewDigest(D+"/ref/app@"+subject.String(), name.Insecure)
+	idx, err := remote.Referrers(dref, remote.WithContext(t.Context()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != artDigest {
+		t.Errorf("destination referrers = %+v", im.Manifests)
+	}
+	// unchanged image, new signature: the re-run skips the image but copies the new referrer
+	cos2, _ := random.Image(64, 1)
+	cos2Digest := push(t, S+"/proj/app:sha256-"+subject.Hex+".att", cos2)
+	res = e.Run(t.Context(), rules(t, e, [2]string{S + "/proj/app:v1", D + "/ref/app"}), RunOptions{Jobs: 1})
+	if res[0].Status != Skipped || res[0].Err != nil {
+		t.Fatalf("re-run: %s %v", res[0].Status, res[0].Err)
+	}
+	if got := digestOf(t, D+"/ref/app:sha256-"+subject.Hex+".att"); got != cos2Digest.String() {
+		t.Errorf("new attestation not copied on re-run: %s", got)
+	}
+}
