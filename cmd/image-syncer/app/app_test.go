@@ -346,3 +346,36 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
+
+// TestNamespaceRuleAndFilters copies a whole namespace found through the catalog API, and a
+// repository through ferry's filter object (exclude + latest).
+func TestNamespaceRuleAndFilters(t *testing.T) {
+	h := startHarbor(t)
+	S, D := h.src.Addr, h.dst.Addr
+	auth := h.write(t, "auth.yaml", fmt.Sprintf("%s: {username: %q, password: %q, insecure: true}\n%s: {username: %s, password: %q, insecure: true}\n", S, robotUser, robotPass, D, dstUser, dstPass))
+	images := h.write(t, "images.yaml", fmt.Sprintf(`
+"%[1]s/library/*": %[2]s/ns-mirror
+"%[1]s/library/app":
+  destination: %[2]s/filtered/app
+  exclude: ["^a"]
+  latest: 1
+`, S, D))
+	r := runCmd(t, "--auth", auth, "--images", images)
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	for dst, src := range map[string]string{
+		"ns-mirror/app:v1": "library/app:v1", "ns-mirror/app:a1": "library/app:a1",
+		"ns-mirror/list:1": "library/list:1", "ns-mirror/oci:1": "library/oci:1",
+		"filtered/app:v2": "library/app:v2",
+	} {
+		if got := h.dstDigest(t, dst); got != h.digests[src].String() {
+			t.Errorf("%s: %s, want %s", dst, got, h.digests[src])
+		}
+	}
+	for _, absent := range []string{"filtered/app:v1", "filtered/app:a1"} {
+		if got := h.dstDigest(t, absent); got != "missing" {
+			t.Errorf("%s copied despite the filters", absent)
+		}
+	}
+}
