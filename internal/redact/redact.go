@@ -61,9 +61,11 @@ func mask(s string) string {
 }
 
 // sensitiveNames are parameter, header, attribute and JSON key names (lower case, without
-// '-', '_' and '.') whose values are secrets.
+// '-', '_' and '.') whose values are secrets. A bare "secret" is not among them: in a
+// Kubernetes controller it names a Secret object ("secret", "ns/name"); secret values are
+// held in [Secret] or logged under a specific name (accessKeySecret, password, token).
 var sensitiveNames = map[string]bool{
-	"password": true, "passwd": true, "pass": true, "secret": true,
+	"password": true, "passwd": true,
 	"token": true, "accesstoken": true, "refreshtoken": true, "idtoken": true,
 	"identitytoken": true, "registrytoken": true, "authorizationtoken": true,
 	"authorization": true, "proxyauthorization": true, "auth": true, "cookie": true, "setcookie": true,

@@ -203,7 +203,7 @@ func TestIsSensitiveName(t *testing.T) {
 	for name, want := range map[string]bool{
 		"password": true, "Access-Key-Secret": true, "access_key_secret": true, "X-Acs-Security-Token": true,
 		".dockerconfigjson": true, "customAccessKeySecret": true, "username": false, "tokenMode": false,
-		"expiry": false, "AccessKeyId": false,
+		"expiry": false, "AccessKeyId": false, "secret": false, "client_secret": true,
 	} {
 		if got := IsSensitiveName(name); got != want {
 			t.Errorf("IsSensitiveName(%q) = %v, want %v", name, got, want)
