@@ -54,7 +54,8 @@ type CacheOptions struct {
 	JitterFraction float64
 	MaxJitter      time.Duration
 	// BackoffBase and BackoffMax bound the exponential backoff after failures (defaults 1s
-	// and 5m); each delay is jittered between 50% and 100%.
+	// and 5m); each delay is jittered between 50% and 100%. While a still-valid token is
+	// being served, a delay is also capped at a quarter of that token's remaining life.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 	// MinRefreshInterval is the least time between two successful refreshes of one pair
@@ -297,7 +298,13 @@ func (c *Cache) refresh(ctx context.Context, key string, id *cloudcred.Identity,
 		}
 		e.failures++
 		e.lastErr = err
-		e.retryAt = now.Add(c.backoff(e.failures))
+		delay := c.backoff(e.failures)
+		if e.tok != nil && e.tok.Expiry.After(now) {
+			// never back off past most of the remaining life of the token being served:
+			// the outage may end while it is still valid
+			delay = min(delay, max(c.opts.BackoffBase, e.tok.Expiry.Sub(now)/4))
+		}
+		e.retryAt = now.Add(delay)
 		c.log.Warn("registry token refresh failed", "instance", inst.Key(), "identity", id.Key(),
 			"failures", e.failures, "retryAt", e.retryAt, "missingRAMAction", MissingAction(err), "err", err)
 		if e.tok != nil && e.tok.Expiry.After(now) {

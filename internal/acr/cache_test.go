@@ -231,8 +231,8 @@ func TestFailureKeepsLastGoodToken(t *testing.T) {
 	if m.tokens.Load() != calls {
 		t.Fatalf("calls during backoff: %d", m.tokens.Load()-calls)
 	}
-	// backoff doubles: 1s, 2s, 4s, 8s, 8s (cap)
-	for i, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+	// backoff doubles: 1s, 2s, 4s, 8s (BackoffMax), then a quarter of the 25s left
+	for i, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 6250 * time.Millisecond} {
 		clk.Advance(tok.RetryAt.Sub(clk.Now()))
 		tok, err = c.Token(t.Context(), id, ee, 45*time.Second)
 		if err != nil {
@@ -366,5 +366,37 @@ func TestPrune(t *testing.T) {
 	}
 	if _, err := c.Token(t.Context(), b, ee, time.Minute); err != nil || m.tokens.Load() != calls+1 {
 		t.Fatal("a pruned pair was not refetched")
+	}
+}
+
+func TestBackoffCappedByRemainingLife(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := &scriptedMinter{clock: clk, life: 60 * time.Second}
+	c := NewCache(m, CacheOptions{Now: clk.Now, Rand: func() float64 { return 1 }, BackoffBase: time.Second, BackoffMax: 5 * time.Minute})
+	id := testIdentity(t, "LTAIcap")
+	good, err := c.Token(t.Context(), id, ee, 45*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.fail.Store(true)
+	clk.Advance(20 * time.Second)
+	for i := 0; i < 12; i++ { // many failures: the plain backoff would reach minutes
+		tok, err := c.Token(t.Context(), id, ee, 45*time.Second)
+		if err != nil {
+			if good.Expiry.After(clk.Now()) {
+				t.Fatalf("failure %d: error while the good token is valid: %v", i, err)
+			}
+			break
+		}
+		left := good.Expiry.Sub(clk.Now())
+		if d := tok.RetryAt.Sub(clk.Now()); d > max(time.Second, left/4) {
+			t.Fatalf("failure %d: retry in %v with %v of token life left", i, d, left)
+		}
+		clk.Advance(tok.RetryAt.Sub(clk.Now()))
+	}
+	// the API comes back shortly before expiry: the next attempt is early enough
+	m.fail.Store(false)
+	if clk.Now().After(good.Expiry) {
+		t.Fatalf("the retries ran past the token's expiry")
 	}
 }
