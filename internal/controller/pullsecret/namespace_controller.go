@@ -94,11 +94,16 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		desired = settings.Instances
 	}
 	next, errs := r.reconcileSecrets(ctx, nsName, desired, settings.ExpiringThreshold)
-	if err := r.reconcileServiceAccounts(ctx, nsName, settings); err != nil {
+	conflict, err := r.reconcileServiceAccounts(ctx, nsName, settings)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return ctrl.Result{}, errors.Join(errs...)
+	}
+	if conflict {
+		// Someone else updated a ServiceAccount meanwhile: read it again shortly (not an error).
+		return ctrl.Result{RequeueAfter: 100*time.Millisecond + jitter(time.Second)}, nil
 	}
 	if next <= 0 {
 		return ctrl.Result{}, nil
@@ -362,10 +367,10 @@ func (r *NamespaceReconciler) now() time.Time {
 
 // reconcileServiceAccounts merges the namespace's Secret names into the selected
 // ServiceAccounts and removes ferry's entries from the others.
-func (r *NamespaceReconciler) reconcileServiceAccounts(ctx context.Context, ns string, settings *Settings) error {
+func (r *NamespaceReconciler) reconcileServiceAccounts(ctx context.Context, ns string, settings *Settings) (conflict bool, _ error) {
 	var list corev1.ServiceAccountList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("list ServiceAccounts in %s: %w", ns, err)
+		return false, fmt.Errorf("list ServiceAccounts in %s: %w", ns, err)
 	}
 	var errs []error
 	for i := range list.Items {
@@ -378,7 +383,10 @@ func (r *NamespaceReconciler) reconcileServiceAccounts(ctx context.Context, ns s
 			continue
 		}
 		if err := r.Client.Update(ctx, sa); err != nil {
-			if !apierrors.IsNotFound(err) {
+			switch {
+			case apierrors.IsConflict(err):
+				conflict = true
+			case !apierrors.IsNotFound(err):
 				errs = append(errs, fmt.Errorf("update ServiceAccount %s/%s: %w", ns, sa.Name, err))
 			}
 			continue
@@ -392,7 +400,7 @@ func (r *NamespaceReconciler) reconcileServiceAccounts(ctx context.Context, ns s
 		log.FromContext(ctx).V(1).Info("merged pull secrets into ServiceAccount", "serviceAccount", sa.Name,
 			"added", added, "removed", removed, "owned", sa.Annotations[AnnotationPullSecrets])
 	}
-	return errors.Join(errs...)
+	return conflict, errors.Join(errs...)
 }
 
 // SetupWithManager registers the reconciler: namespaces, managed Secrets, ServiceAccounts and

@@ -1,0 +1,238 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
+)
+
+// renderChartRBAC renders charts/ferry/templates/rbac.yaml with the few template functions it
+// uses (a stand-in for `helm template`, which the test rig does not have).
+func renderChartRBAC(t *testing.T, releaseNS string) []client.Object {
+	t.Helper()
+	root := tools.ModuleRoot()
+	var tpl *template.Template
+	funcs := template.FuncMap{
+		"include": func(name string, data any) (string, error) {
+			var b bytes.Buffer
+			err := tpl.ExecuteTemplate(&b, name, data)
+			return b.String(), err
+		},
+		"nindent": func(n int, s string) string {
+			pad := strings.Repeat(" ", n)
+			return "\n" + pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+		},
+		"trunc":      func(n int, s string) string { return s[:min(n, len(s))] },
+		"trimSuffix": func(suf, s string) string { return strings.TrimSuffix(s, suf) },
+		"quote":      func(s string) string { return strconv.Quote(s) },
+	}
+	tpl = template.New("chart").Funcs(funcs)
+	for _, f := range []string{"_helpers.tpl", "rbac.yaml"} {
+		b, err := os.ReadFile(filepath.Join(root, "charts/ferry/templates", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tpl.New(f).Parse(string(b)); err != nil {
+			t.Fatalf("parse %s: %v", f, err)
+		}
+	}
+	data := map[string]any{
+		"Release": map[string]any{"Name": "ferry", "Namespace": releaseNS},
+		"Chart":   map[string]any{"Name": "ferry", "Version": "0.1.0", "AppVersion": "0.1.0"},
+		"Values":  map[string]any{"webhook": map[string]any{"enabled": true}},
+	}
+	var out bytes.Buffer
+	if err := tpl.ExecuteTemplate(&out, "rbac.yaml", data); err != nil {
+		t.Fatalf("render rbac.yaml: %v", err)
+	}
+	var objs []client.Object
+	for _, doc := range strings.Split(out.String(), "\n---") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil || meta.Kind == "" {
+			continue
+		}
+		var o client.Object
+		switch meta.Kind {
+		case "ClusterRole":
+			o = &rbacv1.ClusterRole{}
+		case "ClusterRoleBinding":
+			o = &rbacv1.ClusterRoleBinding{}
+		case "Role":
+			o = &rbacv1.Role{}
+		case "RoleBinding":
+			o = &rbacv1.RoleBinding{}
+		default:
+			t.Fatalf("unexpected kind %s in rbac.yaml", meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), o); err != nil {
+			t.Fatalf("decode %s: %v\n%s", meta.Kind, err, doc)
+		}
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// TestChartRBACSuffices runs the helper as the chart's ServiceAccount with only the chart's RBAC:
+// it must load the configuration, write Secrets, patch ServiceAccounts, emit Events, hold the
+// leader Lease, manage its webhook certificate and configuration — and must not be able to do
+// what it does not need.
+func TestChartRBACSuffices(t *testing.T) {
+	kube := kubeenv.Start(t)
+	ctx := t.Context()
+	const releaseNS = "ferry-system"
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNS}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNS, Name: "ferry-acr-credential-helper"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "default"}},
+	} {
+		if err := kube.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range renderChartRBAC(t, releaseNS) {
+		if err := kube.Client.Create(ctx, o); err != nil {
+			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+		}
+	}
+	// A kubeconfig carrying the ServiceAccount's token: the helper gets nothing but the chart's RBAC.
+	tr, err := kube.Clientset.CoreV1().ServiceAccounts(releaseNS).CreateToken(ctx, "ferry-acr-credential-helper",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q, certificate-authority-data: %q}}]
+users: [{name: sa, user: {token: %q}}]
+contexts: [{name: c, context: {cluster: c, user: sa}}]
+current-context: c
+`, kube.Config.Host, encodeB64(kube.Config.CAData), tr.Status.Token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := kube.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "acr-configuration"},
+		Data: map[string]string{"watch-namespace": "app", "service-account": "*", "acr-registry-info": "- instanceId: cri-rbac\n  regionId: cn-hangzhou\n",
+			"webhook-configuration": "enable: true\n"}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	o := DefaultOptions()
+	o.Kubeconfig, o.Namespace, o.Region, o.LeaderElect = kc, releaseNS, "cn-hangzhou", true
+	o.MetricsAddr, o.HealthAddr = "0", "0"
+	o.WebhookPort, o.WebhookHost, o.WebhookURL = port, "127.0.0.1", "https://127.0.0.1:"+strconv.Itoa(port)
+	o.skipNameValidation = true
+	logs := &lockedBuffer{}
+	tokens := pullsecret.TokenSourceFunc(func(context.Context, pullsecret.Instance, time.Duration) (pullsecret.Token, error) {
+		return pullsecret.Token{Username: "u", Password: "static-test-password", ExpiresAt: time.Now().Add(time.Hour), Domains: []string{"r.example.com"}}, nil
+	})
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- RunWithLogs(hctx, o, logs, tokens) }()
+	defer func() { cancel(); <-done }()
+
+	poll(t, 60*time.Second, "Secret written with chart RBAC", func() error {
+		return kube.Client.Get(ctx, client.ObjectKey{Namespace: "app", Name: "acr-pull-cri-rbac"}, &corev1.Secret{})
+	})
+	poll(t, 30*time.Second, "ServiceAccount patched", func() error {
+		sa := &corev1.ServiceAccount{}
+		if err := kube.Client.Get(ctx, client.ObjectKey{Namespace: "app", Name: "default"}, sa); err != nil {
+			return err
+		}
+		if len(sa.ImagePullSecrets) != 1 {
+			return fmt.Errorf("default imagePullSecrets %v", sa.ImagePullSecrets)
+		}
+		return nil
+	})
+	poll(t, 30*time.Second, "webhook configuration and certificate", func() error {
+		if err := kube.Client.Get(ctx, client.ObjectKey{Name: "ferry-acr-credential-helper"}, &admissionregistrationv1.MutatingWebhookConfiguration{}); err != nil {
+			return err
+		}
+		return kube.Client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: o.WebhookCertSecret}, &corev1.Secret{})
+	})
+	poll(t, 30*time.Second, "new ServiceAccount mutated through the webhook", func() error {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", GenerateName: "helm-"}}
+		if err := kube.Client.Create(ctx, sa); err != nil {
+			return err
+		}
+		if len(sa.ImagePullSecrets) != 1 {
+			return fmt.Errorf("not mutated yet; helper log tail:\n%s", tail(logs.String(), 2500))
+		}
+		return nil
+	})
+	for _, bad := range []string{"forbidden", "Forbidden"} {
+		if strings.Contains(logs.String(), bad) {
+			t.Errorf("the helper hit an RBAC denial:\n%s", tail(logs.String(), 3000))
+			break
+		}
+	}
+
+	// And what the chart does not grant stays denied.
+	sa, err := client.New(mustRESTConfig(t, kc), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, op := range map[string]func() error{
+		"create Pods": func() error {
+			return sa.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "x"}})
+		},
+		"write ConfigMaps": func() error {
+			return sa.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "x"}})
+		},
+		"delete Namespaces": func() error {
+			return sa.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}})
+		},
+		"touch other webhook configurations": func() error {
+			return sa.Delete(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses"}})
+		},
+		"bind roles": func() error {
+			return sa.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "escalate"},
+				RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"}})
+		},
+	} {
+		if err := op(); err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Errorf("chart RBAC allows the helper to %s (err=%v)", what, err)
+		}
+	}
+}
+
+func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func mustRESTConfig(t *testing.T, kubeconfig string) *rest.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
