@@ -109,7 +109,8 @@ func (r *Resolver) assumeRoleProvider(base credentials.Credential, roleARN strin
 			DurationSeconds: dara.Int64(int64(d / time.Second)),
 		}, &dara.RuntimeOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("assume role %s: %w", roleARN, AsAPIError("sts", "AssumeRole", err))
+			// an error may quote the string to sign, which holds the base SecurityToken
+			return nil, fmt.Errorf("assume role %s: %w", roleARN, redact.Error(AsAPIError("sts", "AssumeRole", err), secretsOf(base)...))
 		}
 		if res == nil || res.Body == nil || res.Body.Credentials == nil {
 			return nil, fmt.Errorf("assume role %s: response has no Credentials", roleARN)
@@ -161,4 +162,17 @@ func newSession(id, secret, token, expiration string) (*session, error) {
 		return nil, fmt.Errorf("response Expiration %q is not an RFC 3339 time", expiration)
 	}
 	return &session{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token, Expiration: exp}, nil
+}
+
+// secretsOf returns the secret parts of a credential's current value (for scrubbing
+// messages); nothing if it cannot be read.
+func secretsOf(c credentials.Credential) []string {
+	if c == nil {
+		return nil
+	}
+	m, err := c.GetCredential()
+	if err != nil || m == nil {
+		return nil
+	}
+	return []string{dara.StringValue(m.AccessKeySecret), dara.StringValue(m.SecurityToken)}
 }
