@@ -358,3 +358,23 @@ func assertNoSecrets(t *testing.T, e *emu, extra string, secrets ...string) {
 		t.Fatalf("expected some log output to search, got %q", e.logs.String())
 	}
 }
+
+func TestEmulatorBadCredentialsNoSecretInError(t *testing.T) {
+	e := startEmu(t, emulatorenv.Options{}, nil)
+	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	wrong := emulator.InfoUser{AccessKeyID: puller.AccessKeyID, AccessKeySecret: "WrongSecretValue-123456"}
+	info := e.env.Instance(t, world.DemoInstanceAHangzhou)
+	inst := Instance{ID: info.InstanceID, Region: info.RegionID}
+	cache := NewCache(e.client, CacheOptions{Logger: e.logger})
+	_, err := cache.Token(t.Context(), akIdentity(t, e.resolver, wrong, ""), inst, time.Minute)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != "SignatureDoesNotMatch" || ae.Temporary() {
+		t.Fatalf("want SignatureDoesNotMatch, got %v", err)
+	}
+	// and through an assume-role chain (the STS error quotes its string to sign)
+	_, err2 := cache.Token(t.Context(), akIdentity(t, e.resolver, wrong, "acs:ram::"+world.DemoAccountB+":role/"+world.DemoPullRole), inst, time.Minute)
+	if err2 == nil {
+		t.Fatal("a wrong secret assumed a role")
+	}
+	assertNoSecrets(t, e, err.Error()+err2.Error(), wrong.AccessKeySecret, puller.AccessKeySecret)
+}
