@@ -3,9 +3,12 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferrypull/ferry/internal/acr"
@@ -50,11 +53,12 @@ func TestHarborToACREmulatorWithRAMCredentials(t *testing.T) {
 %[1]s/library/oci:1: %[2]s/%[3]s/oci
 `, h.src.Addr, domain, inst.Namespace))
 	reportFile := filepath.Join(h.dir, "acr-report.json")
+	ct := &methodCounter{inner: env.Transport, n: map[string]int{}}
 	run := func() runResult {
 		var r runResult
 		var out, errb strings.Builder
 		cmd := NewCommand(Options{
-			Stdout: &out, Stderr: &errb, Transport: env.Transport,
+			Stdout: &out, Stderr: &errb, Transport: ct,
 			ACR: ACRConfig{
 				Client:   acr.ClientOptions{DialAddr: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
 				Resolver: cloudcred.Options{Region: inst.RegionID, STSEndpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
@@ -67,6 +71,13 @@ func TestHarborToACREmulatorWithRAMCredentials(t *testing.T) {
 	}
 	for i, want := range []struct{ copied, skipped int }{{4, 0}, {0, 4}} {
 		r := run()
+		if i == 0 {
+			// the two-request upload (POST ?mount=&from=, monolithic PUT) works with ACR's bearer
+			// tokens: no chunked PATCH fallback was needed
+			if ct.get("PATCH") != 0 || ct.get("PUT blob") == 0 {
+				t.Errorf("uploads: %v", ct.snapshot())
+			}
+		}
 		if r.err != nil {
 			t.Fatalf("run %d: %v\n%s", i, r.err, r.stderr)
 		}
@@ -91,4 +102,33 @@ func TestHarborToACREmulatorWithRAMCredentials(t *testing.T) {
 			}
 		}
 	}
+}
+
+// methodCounter counts requests by method (and "PUT blob" for blob upload commits).
+type methodCounter struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	n     map[string]int
+}
+
+func (c *methodCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n[r.Method]++
+	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+		c.n["PUT blob"]++
+	}
+	c.mu.Unlock()
+	return c.inner.RoundTrip(r)
+}
+
+func (c *methodCounter) get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[k]
+}
+
+func (c *methodCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }
