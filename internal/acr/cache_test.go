@@ -400,3 +400,22 @@ func TestBackoffCappedByRemainingLife(t *testing.T) {
 		t.Fatalf("the retries ran past the token's expiry")
 	}
 }
+
+// BenchmarkCacheHit is the cost of serving a cached token (every namespace reconcile).
+func BenchmarkCacheHit(b *testing.B) {
+	clk := &fakeClock{now: time.Now()}
+	c := NewCache(&scriptedMinter{clock: clk, life: time.Hour}, CacheOptions{Now: clk.Now})
+	r, _ := cloudcred.NewResolver(cloudcred.Options{})
+	id, _ := r.Resolve(b.Context(), cloudcred.Request{AddonAccessKey: &cloudcred.AccessKey{ID: "LTAIbench", Secret: "s"}})
+	if _, err := c.Token(b.Context(), id, ee, 15*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Token(b.Context(), id, ee, 15*time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
