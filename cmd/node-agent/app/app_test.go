@@ -106,6 +106,9 @@ func TestRunWritesHostsAndServesMetrics(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "default"}}); err != nil {
+		t.Fatal(err) // ServiceAccount admission needs it
+	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p", Labels: map[string]string{annotations.RegistryConfigLabel: "true"},
 			Annotations: map[string]string{annotations.PlainHTTPRegistry: "harbor.corp:5000", annotations.InsecureRegistry: "evil.com"}},

@@ -123,8 +123,13 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}); err != nil {
-		t.Fatal(err)
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "default"}}, // for ServiceAccount admission
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	dir := t.TempDir()
 	// A user's own hosts.toml for a host ferry will also configure: it must survive byte for byte.

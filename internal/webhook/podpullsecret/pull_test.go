@@ -56,14 +56,7 @@ func TestRegistryAnnotationsRealPull(t *testing.T) {
 	ctrd.WriteHostsTOML(t, tlsHost, string(userTOML))
 
 	ctx, c := t.Context(), kube.Client
-	for _, o := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "default"}},
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	namespace(t, c, "app")
 	StartWebhook(t, kube, Options{Recorder: newAPIRecorder(t, kube)})
 	StartGate(t, kube)
 	StartAgent(t, kube, kl.NodeName, ctrd.HostsDir, httpName, tlsName) // harbor-other is not allowed

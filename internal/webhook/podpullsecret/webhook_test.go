@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,6 +48,20 @@ func eventually(t testing.TB, what string, cond func() error) {
 		case <-ctx.Done():
 			t.Fatalf("%s: %v", what, err)
 		case <-tick.C:
+		}
+	}
+}
+
+// namespace creates ns (if missing) and its default ServiceAccount, which the
+// ServiceAccount admission plugin requires for every Pod.
+func namespace(t testing.TB, c client.Client, ns string) {
+	t.Helper()
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}},
+	} {
+		if err := c.Create(t.Context(), o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
 		}
 	}
 }
@@ -101,7 +116,8 @@ func StartWebhook(t testing.TB, env *kubeenv.Env, opts Options) {
 	t.Helper()
 	ctx := t.Context()
 	c := env.Client
-	_ = c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ferry-system"}})
+	namespace(t, c, "ferry-system")
+	namespace(t, c, "default")
 	certs := &serviceaccount.CertProvider{Client: c, Namespace: "ferry-system", SecretName: "ferry-pod-webhook-cert",
 		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
 	if err := certs.Ensure(ctx); err != nil {
@@ -218,9 +234,7 @@ func TestInstanceAnnotationsThroughAPIServer(t *testing.T) {
 	log.SetLogger(testr.New(t))
 	env := kubeenv.Start(t)
 	ctx, c := t.Context(), env.Client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}); err != nil {
-		t.Fatal(err)
-	}
+	namespace(t, c, "app")
 	rec := newAPIRecorder(t, env)
 	StartWebhook(t, env, Options{Ensurer: &secretMaker{c: c, unknown: "cri-gone"}, FailurePolicy: Fail, Recorder: rec})
 
@@ -266,9 +280,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 	log.SetLogger(testr.New(t))
 	env := kubeenv.Start(t)
 	ctx, c := t.Context(), env.Client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}); err != nil {
-		t.Fatal(err)
-	}
+	namespace(t, c, "app")
 	// node-b runs a node-agent that has published a status but is slow: it starts only later.
 	readyNode(t, c, "node-a", nil)
 	readyNode(t, c, "node-b", map[string]string{annotations.NodeRegistryStatusAnnotation: "{}"})
