@@ -331,7 +331,8 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 		return &configError{err}
 	}
 
-	expanded := plan.Expand(ctx, rules, eng, f.proc)
+	// tag and catalog listings are cheap GETs: list as widely as the HEAD checks run
+	expanded := plan.Expand(ctx, rules, eng, max(4*f.proc, 16))
 	failedRule := map[int]bool{}
 	for _, re := range expanded.Failed {
 		failedRule[re.Rule] = true
