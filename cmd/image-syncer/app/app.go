@@ -211,7 +211,11 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 		os.Setenv("NO_COLOR", "true")
 	}
 	var prog progress.Reporter = progress.Nop{W: logW}
-	switch mode := f.progress; {
+	mode := f.progress
+	if f.interval > 0 && mode == "auto" {
+		mode = "none" // bars and totals are per run; interval mode has /metrics instead
+	}
+	switch {
 	case mode == "bars" || mode == "auto" && tty:
 		prog = progress.NewBars(logW)
 	case mode == "lines" || mode == "auto" && f.log == "" && !tty:
