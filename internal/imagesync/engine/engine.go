@@ -402,9 +402,9 @@ func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Re
 		res.Status, res.Message = Skipped, MsgExists
 		return nil
 	}
-	if t.ByDigest && topDigest.String() != t.SrcID && !strings.Contains(t.DstID, ":") {
-		// a filtered index of a digest source cannot be pushed under the source digest
-		return fmt.Errorf("source %s: a platform filter changed the index digest; name a destination tag", t.Source)
+	if strings.Contains(t.DstID, ":") && topDigest.String() != t.DstID {
+		// a filtered (rewritten) index cannot be pushed under the original digest
+		return fmt.Errorf("source %s: a platform filter changed the index digest to %s; name a destination tag", t.Source, topDigest)
 	}
 	if e.o.DryRun {
 		n, err := e.planBytes(ctx, srcRepo, dstRepo.RegistryStr(), raw, mt, children)
