@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/ferrypull/ferry/internal/annotations"
 	"github.com/ferrypull/ferry/internal/nodeagent/agent"
@@ -114,6 +115,15 @@ type Stack struct {
 // StartWebhook serves the Pod webhook for env with the given options and registers it.
 func StartWebhook(t testing.TB, env *kubeenv.Env, opts Options) {
 	t.Helper()
+	policy := opts.FailurePolicy
+	if policy == "" {
+		policy = Ignore
+	}
+	startWebhookHandler(t, env, NewMutator(opts), policy)
+}
+
+func startWebhookHandler(t testing.TB, env *kubeenv.Env, h admission.Handler, policy FailurePolicy) {
+	t.Helper()
 	ctx := t.Context()
 	c := env.Client
 	namespace(t, c, "ferry-system")
@@ -126,16 +136,12 @@ func StartWebhook(t testing.TB, env *kubeenv.Env, opts Options) {
 	port := freePort(t)
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}})
-	srv.Register(Path, NewWebhook(opts))
+	srv.Register(Path, &admission.Webhook{Handler: h})
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = srv.Start(sctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	url := "https://127.0.0.1:" + strconv.Itoa(port) + Path
-	policy := opts.FailurePolicy
-	if policy == "" {
-		policy = Ignore
-	}
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "ferry-pod"},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{MutatingWebhook(admissionregistrationv1.WebhookClientConfig{
 			URL: &url, CABundle: certs.CABundle()}, policy, 10, "ferry-system")}}
