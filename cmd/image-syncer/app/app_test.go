@@ -192,6 +192,7 @@ func TestHarborToSelfSignedDestination(t *testing.T) {
 	}
 	var rep report.Report
 	data, _ := os.ReadFile(reportFile)
+	noSecrets(t, string(data))
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
