@@ -2,9 +2,10 @@
 # Installs and builds everything ferry's tests and demo need, idempotently:
 #   - Debian packages: containerd, runc, docker-registry, apache2-utils (htpasswd), skopeo, openssl, curl, gcc, libc6-dev
 #   - envtest assets (kube-apiserver, etcd, kubectl) built from the Go module proxy (hack/envtest-assets.sh)
-#   - a kubelet built from the same scratch module (same Kubernetes version)
+#   - a kubelet and kube-controller-manager built from the same scratch module (same Kubernetes version)
 #   - a static pause binary built from k8s.io/kubernetes' own build/pause/linux/pause.c
-# Writes bin/tools.env (sourced by the Makefile) with KUBEBUILDER_ASSETS, FERRY_KUBELET and FERRY_PAUSE.
+# Writes bin/tools.env (sourced by the Makefile) with KUBEBUILDER_ASSETS, FERRY_KUBELET,
+# FERRY_KUBE_CONTROLLER_MANAGER and FERRY_PAUSE.
 # Caches: ENVTEST_CACHE (default ~/.cache/envtest-assets), GOCACHE, GOMODCACHE. A warm re-run takes about a second.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,20 +33,25 @@ fi
 # 2. envtest assets.
 ASSETS=$("$HERE/envtest-assets.sh" | tail -1)
 
-# 3. kubelet, from the same scratch module.
+# 3. kubelet and kube-controller-manager, from the same scratch module.
 SRC=$ENVTEST_CACHE/src-$K8S_VERSION
-KUBELET=$ENVTEST_CACHE/k8s-$K8S_VERSION/kubelet
-if [ ! -x "$KUBELET" ]; then
-  t=$(date +%s)
-  MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
-  VPKG=k8s.io/component-base/version
-  (cd "$SRC" && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kubelet@v$K8S_VERSION" >/dev/null 2>&1 && \
-   CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
-     -ldflags "-s -w -X $VPKG.gitVersion=v$K8S_VERSION -X $VPKG.gitMajor=1 -X $VPKG.gitMinor=$MINOR" \
-     -o "$KUBELET.tmp" k8s.io/kubernetes/cmd/kubelet)
-  mv -f "$KUBELET.tmp" "$KUBELET"
-  log "built kubelet in $(( $(date +%s) - t ))s"
-fi
+OUT=$ENVTEST_CACHE/k8s-$K8S_VERSION
+MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
+VPKG=k8s.io/component-base/version
+build_k8s() { # binary name
+  if [ ! -x "$OUT/$1" ]; then
+    local t=$(date +%s)
+    (cd "$SRC" && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/$1@v$K8S_VERSION" >/dev/null 2>&1 && \
+     CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+       -ldflags "-s -w -X $VPKG.gitVersion=v$K8S_VERSION -X $VPKG.gitMajor=1 -X $VPKG.gitMinor=$MINOR" \
+       -o "$OUT/$1.tmp" "k8s.io/kubernetes/cmd/$1")
+    mv -f "$OUT/$1.tmp" "$OUT/$1"
+    log "built $1 in $(( $(date +%s) - t ))s"
+  fi
+}
+build_k8s kubelet
+build_k8s kube-controller-manager
+KUBELET=$OUT/kubelet
 
 # 4. pause, a static binary from the Kubernetes source (no registry.k8s.io here).
 PAUSE=$ENVTEST_CACHE/k8s-$K8S_VERSION/pause
@@ -63,6 +69,7 @@ mkdir -p "$ROOT/bin"
 cat > "$ROOT/bin/tools.env" <<ENV
 KUBEBUILDER_ASSETS=$ASSETS
 FERRY_KUBELET=$KUBELET
+FERRY_KUBE_CONTROLLER_MANAGER=$OUT/kube-controller-manager
 FERRY_PAUSE=$PAUSE
 ENV
 log "ready in $(( $(date +%s) - t0 ))s: $(cat "$ROOT/bin/tools.env" | tr '\n' ' ')"

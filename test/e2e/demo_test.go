@@ -59,13 +59,12 @@ func TestDemo(t *testing.T) {
 	say("seeded private image %s", inst.Image)
 
 	step(2, "Start a local control plane (kube-apiserver + etcd)")
-	kube := kubeenv.Start(t)
+	kube := kubeenv.Start(t, kubeenv.WithControllerManager())
 	say("apiserver %s", kube.Config.Host)
 	ctx := t.Context()
+	say("kube-controller-manager (serviceaccount controller) creates each namespace's default ServiceAccount")
 	for _, ns := range []string{"demo", "elsewhere"} {
-		must(t, kube.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-		// no controller-manager runs here, so create the default ServiceAccounts ourselves
-		must(t, kube.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}))
+		kube.CreateNamespace(t, ns)
 	}
 	say("namespaces demo (watched) and elsewhere (not watched), each with ServiceAccount default")
 

@@ -3,10 +3,16 @@
 package kubeenv
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -23,19 +29,30 @@ type Env struct {
 	Client         client.Client
 	Clientset      kubernetes.Interface
 	KubeconfigPath string // admin kubeconfig file
+
+	controllerManager bool
 }
 
-// Option adjusts the envtest environment before it starts.
-type Option func(*envtest.Environment)
+// Option adjusts the environment before it starts.
+type Option func(*envtest.Environment, *options)
+
+type options struct{ controllerManager bool }
 
 // WithCRDs loads CRD manifests from these directories.
 func WithCRDs(dirs ...string) Option {
-	return func(e *envtest.Environment) { e.CRDDirectoryPaths = append(e.CRDDirectoryPaths, dirs...) }
+	return func(e *envtest.Environment, _ *options) { e.CRDDirectoryPaths = append(e.CRDDirectoryPaths, dirs...) }
 }
 
 // WithWebhooks installs the given webhook options (envtest serves the CA bundle and patches URLs).
 func WithWebhooks(w envtest.WebhookInstallOptions) Option {
-	return func(e *envtest.Environment) { e.WebhookInstallOptions = w }
+	return func(e *envtest.Environment, _ *options) { e.WebhookInstallOptions = w }
+}
+
+// WithControllerManager also runs kube-controller-manager's serviceaccount controller, which creates the
+// "default" ServiceAccount of every namespace as in a real cluster. Without it, tests create the
+// ServiceAccounts their Pods use (the ServiceAccount admission plugin needs them either way).
+func WithControllerManager() Option {
+	return func(_ *envtest.Environment, o *options) { o.controllerManager = true }
 }
 
 // Assets returns the KUBEBUILDER_ASSETS directory, or "" when it is not built.
@@ -58,13 +75,21 @@ func Start(t testing.TB, opts ...Option) *Env {
 		tools.Require(t, "KUBEBUILDER_ASSETS is not set and bin/tools.env has none (run `make tools`)")
 	}
 	e := &envtest.Environment{BinaryAssetsDirectory: assets, ErrorIfCRDPathMissing: true}
-	// envtest disables the ServiceAccount admission plugin by default (no controller-manager creates the
-	// default ServiceAccounts). ferry depends on exactly that plugin — it copies a ServiceAccount's
-	// imagePullSecrets into Pods at admission — so it runs here as in a real cluster: tests create the
-	// ServiceAccounts their Pods use.
+	// envtest disables the ServiceAccount admission plugin by default because no controller-manager
+	// creates the default ServiceAccounts. ferry depends on exactly that plugin — it copies a
+	// ServiceAccount's imagePullSecrets into Pods at admission — so the rig runs it as a real cluster
+	// does (optionally with kube-controller-manager's serviceaccount controller, WithControllerManager).
 	e.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
+	var cfgOpts options
 	for _, o := range opts {
-		o(e)
+		o(e, &cfgOpts)
+	}
+	kcm := ""
+	if cfgOpts.controllerManager {
+		kcm = tools.Env("FERRY_KUBE_CONTROLLER_MANAGER")
+		if _, err := os.Stat(kcm); kcm == "" || err != nil {
+			tools.Require(t, "kube-controller-manager unavailable (FERRY_KUBE_CONTROLLER_MANAGER=%q; run `make tools`)", kcm)
+		}
 	}
 	cfg, err := e.Start()
 	if err != nil {
@@ -96,5 +121,78 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if err := os.WriteFile(env.KubeconfigPath, kc, 0o600); err != nil {
 		t.Fatalf("write kubeconfig: %v", err)
 	}
+	if kcm != "" {
+		startControllerManager(t, kcm, env.KubeconfigPath)
+		env.controllerManager = true
+		env.WaitForServiceAccount(t, "default", "default")
+	}
 	return env
+}
+
+// CreateNamespace creates a namespace with its "default" ServiceAccount — created by
+// kube-controller-manager when it runs (WithControllerManager), else here — so Pods can be admitted
+// in it right away.
+func (e *Env) CreateNamespace(t testing.TB, name string) *corev1.Namespace {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := e.Client.Create(t.Context(), ns); err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+	if !e.controllerManager {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "default"}}
+		if err := e.Client.Create(t.Context(), sa); err != nil {
+			t.Fatalf("create ServiceAccount %s/default: %v", name, err)
+		}
+	}
+	e.WaitForServiceAccount(t, name, "default")
+	return ns
+}
+
+// WaitForServiceAccount waits up to 30 s for a ServiceAccount to exist.
+func (e *Env) WaitForServiceAccount(t testing.TB, namespace, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var sa corev1.ServiceAccount
+		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &sa); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("ServiceAccount %s/%s not created by kube-controller-manager: %v", namespace, name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// startControllerManager runs kube-controller-manager with only the serviceaccount controller, which
+// creates the "default" ServiceAccount in every namespace, as in a real cluster.
+func startControllerManager(t testing.TB, bin, kubeconfig string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "kube-controller-manager.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--controllers", "serviceaccount",
+		"--leader-elect=false", "--secure-port=0", "--v=1")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tools.Require(t, "kube-controller-manager cannot start: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = logf.Close()
+	})
 }

@@ -4,8 +4,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
@@ -16,7 +14,7 @@ import (
 // TestKubeletPullsPodImage pushes an image to a docker-registry and has a real kubelet, registered with a
 // real apiserver, pull it for a Pod; the kubelet's "Successfully pulled image" event is the proof.
 func TestKubeletPullsPodImage(t *testing.T) {
-	kube := kubeenv.Start(t)
+	kube := kubeenv.Start(t, kubeenv.WithControllerManager())
 	ctrd := containerdenv.Start(t, containerdenv.Options{})
 	kl := kubeletenv.Start(t, kube, ctrd)
 	reg := registryenv.StartDocker(t, registryenv.Options{}) // plain HTTP on 127.0.0.1: containerd's default for loopback
@@ -27,13 +25,7 @@ func TestKubeletPullsPodImage(t *testing.T) {
 	}
 	reg.Push(t, "rig/app:v1", img, "", "")
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rig"}}
-	if err := kube.Client.Create(t.Context(), ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.Client.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "rig", Name: "default"}}); err != nil {
-		t.Fatal(err)
-	}
+	kube.CreateNamespace(t, "rig")
 	tests := []struct {
 		name, image string
 		pulled      bool
