@@ -13,10 +13,10 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/world"
@@ -27,13 +27,6 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
-
-// withServiceAccountAdmission turns on the apiserver's ServiceAccount admission plugin (envtest
-// disables it): it copies a ServiceAccount's imagePullSecrets into Pods that have none, which is
-// how ferry's Secrets reach the kubelet.
-func withServiceAccountAdmission(e *envtest.Environment) {
-	e.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
-}
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -78,7 +71,7 @@ func (r *rig) namespace(t *testing.T, name string) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "default"}},
 	} {
-		if err := r.kube.Client.Create(t.Context(), o); err != nil {
+		if err := r.kube.Client.Create(t.Context(), o); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 	}
@@ -209,7 +202,7 @@ func TestSecretFreePulls(t *testing.T) {
 	if !tools.IsRoot() {
 		tools.Require(t, "containerd and the kubelet need root")
 	}
-	kube := kubeenv.Start(t, withServiceAccountAdmission)
+	kube := kubeenv.Start(t) // with the ServiceAccount admission plugin: SA pull secrets reach Pods
 	ctx := t.Context()
 	dir := t.TempDir()
 

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
@@ -62,14 +61,8 @@ func eventually(t *testing.T, what string, cond func() error) {
 	}
 }
 
-// withServiceAccountAdmission turns on the apiserver's ServiceAccount admission plugin, which
-// envtest disables by default; it copies the SA's imagePullSecrets into Pods that have none.
-func withServiceAccountAdmission(e *envtest.Environment) {
-	e.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
-}
-
 func TestWebhookAgainstAPIServer(t *testing.T) {
-	env := kubeenv.Start(t, withServiceAccountAdmission)
+	env := kubeenv.Start(t) // runs the ServiceAccount admission plugin, which copies SA pull secrets into Pods
 	ctx := t.Context()
 	c := env.Client
 	for _, ns := range []string{"app", "ferry-system", "elsewhere"} {
