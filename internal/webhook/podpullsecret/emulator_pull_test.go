@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,7 +92,8 @@ func (e *tokenEnsurer) EnsureInstanceSecret(ctx context.Context, ns string, inst
 // registry; without the annotation the pull fails with an auth error; a
 // cross-account Pod with acr-user-arns pulls from account B's instance.
 func TestInstanceAnnotationRealPullFromEmulator(t *testing.T) {
-	log.SetLogger(testr.New(t))
+	logs := &syncBuffer{}
+	log.SetLogger(funcr.New(func(prefix, args string) { fmt.Fprintln(logs, prefix, args) }, funcr.Options{Verbosity: 1}))
 	emu := emulatorenv.Start(t, emulatorenv.Options{})
 	var bare []string
 	for d := range emu.Domains() {
@@ -187,4 +189,60 @@ func TestInstanceAnnotationRealPullFromEmulator(t *testing.T) {
 			t.Logf("kubelet: %s: %s", res.Reason, res.Message)
 		})
 	}
+
+	t.Run("no secret in logs or Events", func(t *testing.T) {
+		var secrets corev1.SecretList
+		if err := c.List(ctx, &secrets, client.InNamespace("app")); err != nil {
+			t.Fatal(err)
+		}
+		needles := []string{admin.Secret.Reveal()}
+		for _, s := range secrets.Items {
+			cfg, err := dockercfg.Parse(s.Data[corev1.DockerConfigJsonKey])
+			if err != nil {
+				continue
+			}
+			for _, h := range cfg.Hosts() {
+				if e, ok := cfg.Lookup(h); ok && e.Password.Reveal() != "" {
+					needles = append(needles, e.Password.Reveal())
+				}
+			}
+		}
+		if len(needles) < 2 {
+			t.Fatalf("expected minted registry passwords among %d Secrets", len(secrets.Items))
+		}
+		var evs corev1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace("app")); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "webhook") || len(evs.Items) == 0 {
+			t.Fatalf("nothing captured to check (%d log bytes, %d Events)", len(logs.String()), len(evs.Items))
+		}
+		var text strings.Builder
+		text.WriteString(logs.String())
+		for _, e := range evs.Items {
+			text.WriteString(e.Message + "\n")
+		}
+		for _, n := range needles {
+			if strings.Contains(text.String(), n) {
+				t.Fatal("a secret appears in the logs or Events")
+			}
+		}
+	})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
