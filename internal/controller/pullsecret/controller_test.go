@@ -298,6 +298,30 @@ func TestController(t *testing.T) {
 		})
 	})
 
+	t.Run("deleted ConfigMap: idle, nothing removed", func(t *testing.T) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ConfigMapNamespace, Name: ConfigMapName}}
+		if err := h.c.Delete(t.Context(), cm); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "idle", func() error {
+			if h.store.Current() != nil {
+				return errors.New("settings still in force")
+			}
+			return nil
+		})
+		// A namespace created while idle gets nothing; what ferry wrote before stays.
+		h.namespace(t, "while-idle")
+		if _, err := h.secret("app-a", eeName); err != nil {
+			t.Errorf("Secret removed when the ConfigMap was deleted: %v", err)
+		}
+		if got := pullSecretNames(h.sa(t, "app-a", "builder")); !slices.Contains(got, eeName) {
+			t.Errorf("ServiceAccount entries removed when the ConfigMap was deleted: %v", got)
+		}
+		if _, err := h.secret("while-idle", eeName); !apierrors.IsNotFound(err) {
+			t.Errorf("idle controller wrote a Secret (err=%v)", err)
+		}
+	})
+
 	t.Run("no token or secret in the logs", func(t *testing.T) {
 		logs := h.logs.String()
 		if len(logs) == 0 {
