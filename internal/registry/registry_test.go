@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // scripted answers each request with the next status of its script, then 200 (a fault a real
@@ -243,5 +244,18 @@ func TestPingCache(t *testing.T) {
 	resp.Body.Close()
 	if other.Load() != 1 {
 		t.Errorf("pass-through = %d", other.Load())
+	}
+}
+
+func TestNameOptions(t *testing.T) {
+	h := Hosts{"a.io": {Insecure: true}, "b.io": {PlainHTTP: true}, "c.io": {CAFile: "x"}}
+	for host, want := range map[string]string{"a.io": "http", "b.io": "http", "c.io": "https", "d.io": "https"} {
+		reg, err := name.NewRegistry(host, h.NameOptions(host)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reg.Scheme() != want {
+			t.Errorf("%s: scheme %s, want %s", host, reg.Scheme(), want)
+		}
 	}
 }

@@ -17,6 +17,9 @@ import (
 type Host struct {
 	// Insecure skips TLS verification and lets go-containerregistry fall back to plain HTTP.
 	Insecure bool
+	// PlainHTTP lets go-containerregistry fall back to plain HTTP without weakening TLS
+	// verification when HTTPS answers (containerd's plain-http-registry).
+	PlainHTTP bool
 	// CAFile is a PEM bundle trusted in addition to the system roots.
 	CAFile string
 }
@@ -25,9 +28,9 @@ type Host struct {
 type Hosts map[string]Host
 
 // NameOptions returns the name options for parsing references on host: name.Insecure when the host
-// is insecure (so HTTP is tried as well as HTTPS).
+// is insecure or plain HTTP (so HTTP is tried as well as HTTPS).
 func (h Hosts) NameOptions(host string) []name.Option {
-	if h[host].Insecure {
+	if h[host].Insecure || h[host].PlainHTTP {
 		return []name.Option{name.Insecure}
 	}
 	return nil
