@@ -15,6 +15,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/go-logr/logr/testr"
@@ -47,6 +48,11 @@ func eventually(t *testing.T, what string, cond func() error) {
 // startAgent runs a node-agent manager for node against env and returns its config dir.
 func startAgent(t *testing.T, env *kubeenv.Env, node, dir string, allowed ...string) *Reconciler {
 	t.Helper()
+	return startAgentScope(t, env, ScopeCluster, node, dir, allowed...)
+}
+
+func startAgentScope(t *testing.T, env *kubeenv.Env, scope Scope, node, dir string, allowed ...string) *Reconciler {
+	t.Helper()
 	log.SetLogger(testr.New(t))
 	allow, err := hostsconfig.ParseAllowlist(allowed)
 	if err != nil {
@@ -54,14 +60,15 @@ func startAgent(t *testing.T, env *kubeenv.Env, node, dir string, allowed ...str
 	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 clientgoscheme.Scheme,
-		Cache:                  CacheOptions(node, ScopeCluster),
+		Cache:                  CacheOptions(node, scope),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr(true)}, // one agent per test, several tests
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(mgr.GetClient(), Options{NodeName: node, Hosts: hostsconfig.New(dir), Allowlist: allow,
+	r, err := New(mgr.GetClient(), Options{NodeName: node, Scope: scope, Hosts: hostsconfig.New(dir), Allowlist: allow,
 		Recorder: mgr.GetEventRecorder("node-agent")})
 	if err != nil {
 		t.Fatal(err)
@@ -269,4 +276,37 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 			t.Fatalf("user file changed: %s", got)
 		}
 	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestAgentNodeScopeNeedsNoLabel(t *testing.T) {
+	env := kubeenv.Start(t)
+	ctx, c := t.Context(), env.Client
+	for _, o := range []client.Object{
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "default"}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	startAgentScope(t, env, ScopeNode, "n1", dir, "*.corp")
+	mk := func(name, node, host string) {
+		p := registryPod("default", name, node, map[string]string{annotations.PlainHTTPRegistry: host}, host+"/x")
+		p.Labels = nil // no webhook in node scope
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("unbound", "", "early.corp")
+	mk("elsewhere", "n2", "other.corp")
+	mk("here", "n1", "here.corp")
+	eventually(t, "bound pod's host configured", func() error { return fileExists(filepath.Join(dir, "here.corp", hostsconfig.FileName)) })
+	for _, h := range []string{"early.corp", "other.corp"} {
+		if err := fileGone(filepath.Join(dir, h)); err != nil {
+			t.Fatalf("node scope configured a Pod not bound here: %v", err)
+		}
+	}
 }
