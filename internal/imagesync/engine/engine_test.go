@@ -720,3 +720,32 @@ func TestReferrersAndCosignTags(t *testing.T) {
 		t.Errorf("new attestation not copied on re-run: %s", got)
 	}
 }
+
+func TestForceRepushesManifestsWithoutBlobBytes(t *testing.T) {
+	f := corpus(t)
+	S, D := f.src.Addr, f.dst.Addr
+	pairs := [][2]string{{S + "/proj/app:v1", D + "/f/app"}, {S + "/proj/oci:1", D + "/f/oci"}}
+	e, _ := newEngine(t, nil, Options{})
+	for _, r := range e.Run(t.Context(), rules(t, e, pairs...), RunOptions{Jobs: 2}) {
+		if r.Status != Copied {
+			t.Fatalf("%s: %s %v", r.Task.Source, r.Status, r.Err)
+		}
+	}
+	e2, c := newEngine(t, nil, Options{Force: true})
+	tasks := rules(t, e2, pairs...)
+	c.reset()
+	for _, r := range e2.Run(t.Context(), tasks, RunOptions{Jobs: 2}) {
+		if r.Status != Copied || r.Bytes != 0 {
+			t.Errorf("forced %s: %s bytes=%d %v", r.Task.Source, r.Status, r.Bytes, r.Err)
+		}
+	}
+	if got := c.count(D, "PUT", "manifest"); got == 0 {
+		t.Error("--force pushed no manifest")
+	}
+	if got := c.count(D, "PUT", "upload") + c.count(S, "GET", "blob"); got != 0 {
+		t.Errorf("--force streamed %d blobs", got)
+	}
+	if got := digestOf(t, D+"/f/oci:1"); got != f.digests["proj/oci:1"].String() {
+		t.Errorf("digest %s", got)
+	}
+}
