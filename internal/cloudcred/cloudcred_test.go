@@ -158,7 +158,8 @@ func TestRefreshingProvider(t *testing.T) {
 		}
 		return c.AccessKeyId
 	}
-	if get() != "STS.1" || get() != "STS.1" {
+	first, second := get(), get()
+	if first != "STS.1" || second != "STS.1" {
 		t.Fatal("not cached")
 	}
 	now = now.Add(29 * time.Minute)

@@ -154,7 +154,7 @@ func TestMetadataRequests(t *testing.T) {
 		t.Fatalf("credentials %d: %v", status, err)
 	}
 	exp, err := time.Parse("2006-01-02T15:04:05Z", creds["Expiration"])
-	if creds["Code"] != "Success" || err != nil || exp.Sub(time.Now()) < 5*time.Hour {
+	if creds["Code"] != "Success" || err != nil || time.Until(exp) < 5*time.Hour {
 		t.Errorf("credentials = Code %q, Expiration %q", creds["Code"], creds["Expiration"])
 	}
 	// Cached: a second read returns the same session.

@@ -164,7 +164,6 @@ type clientOpts struct {
 	tls       bool
 	algorithm string // "" (ACS3) or "v2" (RPC v1 / ROA v1)
 	token     string
-	cred      interface{}
 }
 
 func (e *env) config(ak, secret string, o clientOpts) *openapiv2.Config {

@@ -52,14 +52,13 @@ type TagLister interface {
 
 // Handler is the OpenAPI http.Handler.
 type Handler struct {
-	svc      *ram.Service
-	w        *world.World
-	log      *slog.Logger
-	tags     TagLister
-	sig      *signature.Verifier
-	oidc     *oidc.Verifier
-	region   string
-	hostName string
+	svc    *ram.Service
+	w      *world.World
+	log    *slog.Logger
+	tags   TagLister
+	sig    *signature.Verifier
+	oidc   *oidc.Verifier
+	region string
 }
 
 var _ http.Handler = (*Handler)(nil)

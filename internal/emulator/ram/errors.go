@@ -24,10 +24,6 @@ func (e *Error) Is(target error) bool {
 	return errors.As(target, &t) && t.Code == e.Code
 }
 
-func apiErr(status int, code, format string, args ...any) *Error {
-	return &Error{HTTPStatus: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Error codes used by the emulator (comparable with errors.Is).
 var (
 	ErrAccessKeyNotFound  = &Error{HTTPStatus: http.StatusNotFound, Code: "InvalidAccessKeyId.NotFound", Message: "Specified access key is not found."}

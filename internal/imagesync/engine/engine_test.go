@@ -84,18 +84,6 @@ func (c *counter) count(host, method, k string) int {
 	return n
 }
 
-func (c *counter) match(sub string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, r := range c.reqs {
-		if strings.Contains(r, sub) {
-			n++
-		}
-	}
-	return n
-}
-
 func newEngine(t *testing.T, base http.RoundTripper, o Options) (*Engine, *counter) {
 	t.Helper()
 	if base == nil {
@@ -188,10 +176,9 @@ func multiArch(t *testing.T, base v1.Layer, mt, childMT types.MediaType) v1.Imag
 }
 
 type fixture struct {
-	src, dst   *registryenv.Registry
-	digests    map[string]v1.Hash // source ref → digest
-	rawIndex   v1.Hash
-	uniqueBlob int
+	src, dst *registryenv.Registry
+	digests  map[string]v1.Hash // source ref → digest
+	rawIndex v1.Hash
 }
 
 // corpus pushes: proj/app:{v1,v2,a1} (Docker schema2 sharing a base layer), proj/list:1 (Docker

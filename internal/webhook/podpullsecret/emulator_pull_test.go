@@ -80,7 +80,9 @@ func (e *tokenEnsurer) EnsureInstanceSecret(ctx context.Context, ns string, inst
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: cfg.Render()}}
 	if err := e.c.Create(ctx, sec); apierrors.IsAlreadyExists(err) {
-		err = e.c.Update(ctx, sec)
+		if err := e.c.Update(ctx, sec); err != nil {
+			return "", err
+		}
 	} else if err != nil {
 		return "", err
 	}
