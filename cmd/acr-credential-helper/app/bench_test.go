@@ -1,10 +1,13 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/world"
@@ -22,29 +24,38 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 )
 
-// apiCalls reads ferry_acr_api_calls_total{api,result="success"} from the metrics registry.
-func apiCalls(b *testing.B, api string) float64 {
-	mfs, err := metrics.Registry.Gather()
+// apiCalls scrapes ferry_acr_api_calls_total{api,result="success"} from the helper's /metrics.
+func apiCalls(b *testing.B, metricsURL, api string) float64 {
+	resp, err := http.Get(metricsURL)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
 	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != "ferry_acr_api_calls_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var apiOK, success bool
-			for _, l := range m.GetLabel() {
-				apiOK = apiOK || l.GetName() == "api" && l.GetValue() == api
-				success = success || l.GetName() == "result" && l.GetValue() == "success"
-			}
-			if apiOK && success {
-				n += m.GetCounter().GetValue()
-			}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "ferry_acr_api_calls_total{") && strings.Contains(line, `api="`+api+`"`) && strings.Contains(line, `result="success"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += v
 		}
 	}
 	return n
+}
+
+// peakRSS reads VmHWM of a process, in bytes.
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // BenchmarkRefreshCycleEmulator measures the real token path (cloudcred identity, internal/acr
@@ -89,15 +100,27 @@ func BenchmarkRefreshCycleEmulator(b *testing.B) {
 	}
 	wg.Wait()
 
-	o := DefaultOptions()
-	o.Kubeconfig, o.Region, o.Namespace = kube.KubeconfigPath, "cn-hangzhou", "kube-system"
-	o.CloudDialAddr, o.STSEndpoint, o.CAFile = info.OpenAPITLSEndpoint, info.OpenAPITLSEndpoint, info.CAFile
-	o.MetricsAddr, o.HealthAddr, o.WebhookPort = "0", "0", 0
-	o.QPS, o.Burst, o.Workers = 1000, 2000, 16
-	hctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- RunWithLogs(hctx, o, io.Discard, nil) }()
-	defer func() { cancel(); <-done }()
+	// The helper runs as its own process (the real binary) so its peak RSS can be read alone.
+	bin := filepath.Join(b.TempDir(), "acr-credential-helper")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ferrypull/ferry/cmd/acr-credential-helper").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
+	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", kube.KubeconfigPath, "--region", "cn-hangzhou", "--namespace", "kube-system",
+		"--cloud-dial-address", info.OpenAPITLSEndpoint, "--sts-endpoint", info.OpenAPITLSEndpoint, "--ca-file", info.CAFile,
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0", "--webhook-port", "0",
+		"--kube-api-qps", "1000", "--kube-api-burst", "2000", "--workers", "16")
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	metricsURL := "http://" + metricsAddr + "/metrics"
 
 	hz := emu.Instance(b, world.DemoInstanceAHangzhou)
 	var personal emulator.InfoInstance
@@ -137,7 +160,7 @@ func BenchmarkRefreshCycleEmulator(b *testing.B) {
 	}
 	converge := time.Since(start)
 	b.StopTimer()
-	calls0 := apiCalls(b, "GetAuthorizationToken")
+	calls0 := apiCalls(b, metricsURL, "GetAuthorizationToken")
 	cycleStart := time.Now()
 	for {
 		cur := expiries()
@@ -155,9 +178,12 @@ func BenchmarkRefreshCycleEmulator(b *testing.B) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	calls := apiCalls(b, "GetAuthorizationToken") - calls0
+	calls := apiCalls(b, metricsURL, "GetAuthorizationToken") - calls0
+	rss := peakRSS(cmd.Process.Pid)
 	b.ReportMetric(converge.Seconds(), "s-converge")
 	b.ReportMetric(calls, "token-API-calls/cycle")
+	b.ReportMetric(float64(rss)/(1<<20), "MB-helper-peak-RSS")
+	b.Logf("helper process peak RSS: %d MB", rss>>20)
 	b.Logf("%d namespaces × 2 instances: converged in %s; one renewal of every Secret took %s and %v GetAuthorizationToken calls (initial fill: %v)",
 		n, converge, time.Since(cycleStart), calls, calls0)
 }

@@ -433,14 +433,28 @@ func TestSecretFreePulls(t *testing.T) {
 		}
 	})
 
-	t.Run("no secret or token in the helper's logs", func(t *testing.T) {
+	t.Run("no secret or token in the helper's logs or Events", func(t *testing.T) {
 		logs := r.logs.String()
 		if !strings.Contains(logs, "acr-configuration loaded") {
 			t.Fatalf("logs not captured:\n%s", tail(logs, 2000))
 		}
+		var events corev1.EventList
+		if err := kube.Client.List(ctx, &events); err != nil {
+			t.Fatal(err)
+		}
+		var eventText strings.Builder
+		for _, e := range events.Items {
+			eventText.WriteString(e.Reason + " " + e.Message + "\n")
+		}
+		if !strings.Contains(eventText.String(), "ConfigLoaded") {
+			t.Fatalf("helper Events not found among %d events", len(events.Items))
+		}
 		for _, s := range r.secrets {
 			if len(s) >= 8 && strings.Contains(logs, s) {
 				t.Errorf("a secret (%d chars, starting %.3s…) appears in the logs", len(s), s)
+			}
+			if len(s) >= 8 && strings.Contains(eventText.String(), s) {
+				t.Errorf("a secret (%d chars, starting %.3s…) appears in an Event", len(s), s)
 			}
 		}
 	})

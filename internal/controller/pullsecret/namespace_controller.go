@@ -54,9 +54,11 @@ type NamespaceReconciler struct {
 }
 
 // CacheOptions restricts the manager's cache to what the reconcilers read: Secrets labelled
-// app.kubernetes.io/managed-by=ferry (never other Secrets) and ConfigMaps in kube-system.
+// app.kubernetes.io/managed-by=ferry (never other Secrets) and ConfigMaps in kube-system. Managed
+// fields are dropped from cached objects (they are most of an object's size and never read;
+// updates without them leave the server's copy alone).
 func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})},
 		&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{ConfigMapNamespace: {}}},
 	}}
