@@ -126,23 +126,13 @@ state = %[2]q
 	c.Images = runtimeapi.NewImageServiceClient(conn)
 	t.Cleanup(func() { c.stop(t, cmd, exited, logf) })
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{}); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(logPath)
-			tools.Require(t, "containerd exited at start: %v\n%s", err, tail(log, 30))
-		case <-ctx.Done():
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("containerd not ready: %v\n%s", ctx.Err(), tail(log, 30))
-		case <-tick.C:
-		}
+	err = tools.Poll(t.Context(), 30*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
+		_, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+		return err == nil, tools.Exited(exited)
+	})
+	if err != nil {
+		log, _ := os.ReadFile(logPath)
+		tools.Require(t, "containerd did not start: %v\n%s", err, tail(log, 30))
 	}
 	return c
 }

@@ -151,20 +151,12 @@ func (e *Env) CreateNamespace(t testing.TB, name string) *corev1.Namespace {
 // WaitForServiceAccount waits up to 30 s for a ServiceAccount to exist.
 func (e *Env) WaitForServiceAccount(t testing.TB, namespace, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	err := tools.Poll(t.Context(), 30*time.Second, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var sa corev1.ServiceAccount
-		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &sa); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("ServiceAccount %s/%s not created by kube-controller-manager: %v", namespace, name, ctx.Err())
-		case <-tick.C:
-		}
+		return e.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &sa) == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("ServiceAccount %s/%s does not exist: %v", namespace, name, err)
 	}
 }
 

@@ -156,25 +156,14 @@ serializeImagePulls: false
 		}
 	})
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	err = tools.Poll(t.Context(), 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var node corev1.Node
-		if err := kube.Client.Get(ctx, client.ObjectKey{Name: k.NodeName}, &node); err == nil {
-			return k
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(k.LogPath)
-			tools.Require(t, "kubelet exited at start: %v\n%s", err, lastLines(string(log), 40))
-		case <-ctx.Done():
-			log, _ := os.ReadFile(k.LogPath)
-			t.Fatalf("node %s never registered: %v\n%s", k.NodeName, ctx.Err(), lastLines(string(log), 40))
-		case <-tick.C:
-		}
+		return kube.Client.Get(ctx, client.ObjectKey{Name: k.NodeName}, &node) == nil, tools.Exited(exited)
+	})
+	if err != nil {
+		tools.Require(t, "kubelet did not register node %s: %v\n%s", k.NodeName, err, lastLines(k.Log(), 40))
 	}
+	return k
 }
 
 // Log returns the kubelet log so far.
@@ -211,34 +200,31 @@ type PullResult struct {
 // WaitForPullEvent waits until the kubelet reports a pull success (reason Pulled) or a pull failure
 // (reason Failed / ErrImagePull) for the pod, and returns it.
 func WaitForPullEvent(ctx context.Context, c client.Client, pod *corev1.Pod) (PullResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	var res PullResult
+	err := tools.Poll(ctx, 90*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var events corev1.EventList
-		if err := c.List(ctx, &events, client.InNamespace(pod.Namespace)); err == nil {
-			for _, e := range events.Items {
-				if e.InvolvedObject.Kind != "Pod" || e.InvolvedObject.Name != pod.Name {
-					continue
-				}
-				if pod.UID != "" && e.InvolvedObject.UID != pod.UID {
-					continue
-				}
-				switch {
-				case e.Reason == "Pulled" && strings.Contains(e.Message, "Successfully pulled image"):
-					return PullResult{Pulled: true, Reason: e.Reason, Message: e.Message}, nil
-				case e.Reason == "Failed" && strings.Contains(e.Message, "Failed to pull image"):
-					return PullResult{Reason: e.Reason, Message: e.Message}, nil
-				}
+		if err := c.List(ctx, &events, client.InNamespace(pod.Namespace)); err != nil {
+			return false, nil
+		}
+		for _, e := range events.Items {
+			if e.InvolvedObject.Kind != "Pod" || e.InvolvedObject.Name != pod.Name || (pod.UID != "" && e.InvolvedObject.UID != pod.UID) {
+				continue
+			}
+			switch {
+			case e.Reason == "Pulled" && strings.Contains(e.Message, "Successfully pulled image"):
+				res = PullResult{Pulled: true, Reason: e.Reason, Message: e.Message}
+				return true, nil
+			case e.Reason == "Failed" && strings.Contains(e.Message, "Failed to pull image"):
+				res = PullResult{Reason: e.Reason, Message: e.Message}
+				return true, nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return PullResult{}, fmt.Errorf("no pull event for pod %s/%s: %w", pod.Namespace, pod.Name, ctx.Err())
-		case <-tick.C:
-		}
+		return false, nil
+	})
+	if err != nil {
+		return PullResult{}, fmt.Errorf("no pull event for pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	return res, nil
 }
 
 func lastLines(s string, n int) string {

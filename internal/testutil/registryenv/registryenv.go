@@ -234,26 +234,16 @@ func StartDocker(t testing.TB, opts Options) *Registry {
 
 // WaitReady polls url until it answers 200 or 401, the process exits, or 30 s pass.
 func WaitReady(ctx context.Context, client *http.Client, url string, exited <-chan error) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	return tools.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := client.Do(req); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return nil
+				return true, nil
 			}
 		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("process exited: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
+		return false, tools.Exited(exited)
+	})
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -4,11 +4,14 @@ package tools
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Require reports a missing rig component: it skips the test with the reason, or fails it when
@@ -76,3 +79,36 @@ func LookPath(t testing.TB, name string) string {
 
 // IsRoot reports whether the tests run as root.
 func IsRoot() bool { return os.Geteuid() == 0 }
+
+// Poll calls cond every interval until it reports done, returns an error (which ends the poll), or
+// timeout passes. It is the rig's only way to wait for a component: readiness is observed, never slept on.
+func Poll(ctx context.Context, timeout, interval time.Duration, cond func(context.Context) (done bool, err error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		done, err := cond(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Exited returns a non-nil error once a process's exit channel has delivered, for use in Poll conditions.
+func Exited(exited <-chan error) error {
+	select {
+	case err := <-exited:
+		return fmt.Errorf("process exited: %v", err)
+	default:
+		return nil
+	}
+}
