@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // dockerAuths decodes a managed Secret's payload: host → password.
@@ -151,6 +152,23 @@ func TestController(t *testing.T) {
 			}
 			return nil
 		})
+		// A Secret made immutable is replaced (an update would be refused).
+		s, _ = h.secret("app-a", eeName)
+		s.Immutable = ptr.To(true)
+		if err := h.c.Update(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "immutable Secret replaced", func() error {
+			got, err := h.secret("app-a", eeName)
+			if err != nil {
+				return err
+			}
+			if got.Immutable != nil {
+				return errors.New("still immutable")
+			}
+			return nil
+		})
+		s, _ = h.secret("app-a", eeName)
 		// A deleted managed Secret comes back too.
 		if err := h.c.Delete(t.Context(), s); err != nil {
 			t.Fatal(err)

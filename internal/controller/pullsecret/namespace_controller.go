@@ -211,8 +211,8 @@ func (r *NamespaceReconciler) ensureSecret(ctx context.Context, ns string, inst 
 		AnnotationDomains:   strings.Join(domains, ","),
 	}
 
-	if cur != nil && cur.Type != corev1.SecretTypeDockerConfigJson {
-		// The type is immutable: replace the object.
+	if cur != nil && (cur.Type != corev1.SecretTypeDockerConfigJson || cur.Immutable != nil && *cur.Immutable) {
+		// The type (or, once set, the whole Secret) is immutable: replace the object.
 		if err := r.Client.Delete(ctx, cur, client.Preconditions{UID: &cur.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return true, fmt.Errorf("replace Secret %s/%s of type %s: %w", ns, name, cur.Type, err)
 		}
