@@ -1,7 +1,6 @@
 package cloudcred_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +30,7 @@ import (
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // These tests resolve every kind of identity against a real acr-emulator (STS,
@@ -40,7 +39,7 @@ import (
 
 type rig struct {
 	env    *emulatorenv.Env
-	logs   *lockedBuffer
+	logs   *logbuf.Buffer
 	logger *slog.Logger
 	tokens string // RRSA token file
 	key    *rsa.PrivateKey
@@ -49,18 +48,6 @@ type rig struct {
 	metadataProxy string
 	hardenedProxy string
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func startRig(t *testing.T) *rig {
 	t.Helper()
@@ -77,7 +64,7 @@ func startRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{env: emulatorenv.Start(t, emulatorenv.Options{World: w}), logs: &lockedBuffer{}, key: key, issuer: issuer,
+	r := &rig{env: emulatorenv.Start(t, emulatorenv.Options{World: w}), logs: &logbuf.Buffer{}, key: key, issuer: issuer,
 		tokens: filepath.Join(t.TempDir(), "token")}
 	// The emulator's metadata listener is the HTTP proxy for 100.100.100.200. A second
 	// instance of its metadata handler (same RAM service) runs in security-hardening mode
@@ -394,7 +381,7 @@ func TestEmulatorRRSAWithKubernetesToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := emulatorenv.Start(t, emulatorenv.Options{World: w})
-	r := &rig{env: env, logs: &lockedBuffer{}, tokens: filepath.Join(dir, "rrsa-token")}
+	r := &rig{env: env, logs: &logbuf.Buffer{}, tokens: filepath.Join(dir, "rrsa-token")}
 	r.logger = slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	jwtToken := mint("sts.aliyuncs.com")
 	if err := os.WriteFile(r.tokens, []byte(jwtToken), 0o600); err != nil {

@@ -1,7 +1,6 @@
 package openapi
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // caPEM is the certificate of every httptest TLS server (they share one test certificate).
@@ -59,29 +59,11 @@ func (c *clock) Advance(d time.Duration) {
 	c.off += d
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	w       *world.World
 	svc     *ram.Service
 	clock   *clock
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	plain   *httptest.Server
 	tls     *httptest.Server
 	secrets []string // every secret the test saw; none may reach the logs
@@ -100,7 +82,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{w: w, clock: &clock{}, logs: &syncBuffer{}}
+	e := &env{w: w, clock: &clock{}, logs: &logbuf.Buffer{}}
 	e.svc = ram.New(w, ram.WithClock(e.clock.Now))
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))
 	var h http.Handler = New(e.svc, append([]Option{WithLogger(log)}, o.opts...)...)

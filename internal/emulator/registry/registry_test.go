@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // clock is an advanceable clock for the ram service.
@@ -42,7 +42,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type fixture struct {
-	logs    syncBuffer
+	logs    logbuf.Buffer
 	secrets []string
 	w       *world.World
 	svc     *ram.Service
@@ -100,24 +100,6 @@ func (f *fixture) start(t testing.TB) {
 			}
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func (f *fixture) stop() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // tokenEnsurer adapts the real token machinery (cloudcred identities, the acr
@@ -94,7 +94,7 @@ func (e *tokenEnsurer) EnsureInstanceSecret(ctx context.Context, ns string, inst
 // registry; without the annotation the pull fails with an auth error; a
 // cross-account Pod with acr-user-arns pulls from account B's instance.
 func TestInstanceAnnotationRealPullFromEmulator(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	log.SetLogger(funcr.New(func(prefix, args string) { fmt.Fprintln(logs, prefix, args) }, funcr.Options{Verbosity: 1}))
 	emu := emulatorenv.Start(t, emulatorenv.Options{})
 	var bare []string
@@ -230,21 +230,4 @@ func TestInstanceAnnotationRealPullFromEmulator(t *testing.T) {
 			}
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
