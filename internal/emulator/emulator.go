@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrypull/ferry/internal/emulator/atomicfile"
 	"github.com/ferrypull/ferry/internal/emulator/imds"
 	"github.com/ferrypull/ferry/internal/emulator/openapi"
 	"github.com/ferrypull/ferry/internal/emulator/ram"
@@ -246,7 +247,7 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 		e.log.Info("listening", "listener", l.name, "addr", *l.out)
 	}
 	if e.opts.HostsFile != "" {
-		if err := writeFileAtomic(e.opts.HostsFile, e.hostsLines(), 0o644); err != nil {
+		if err := atomicfile.Write(e.opts.HostsFile, e.hostsLines(), 0o644); err != nil {
 			return fmt.Errorf("emulator: hosts file: %w", err)
 		}
 	}
@@ -693,10 +694,10 @@ func loadOrCreateCA(dataDir string) (*certAuthority, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return nil, fmt.Errorf("write CA key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
 	return &certAuthority{cert: cert, key: key}, nil

@@ -6,9 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/ferrypull/ferry/internal/emulator/atomicfile"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
 )
@@ -112,7 +112,7 @@ func writeInfoFile(path string, in *Info) error {
 	if err != nil {
 		return fmt.Errorf("encode emulator info: %w", err)
 	}
-	return writeFileAtomic(path, append(data, '\n'), 0o600)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }
 
 // buildInfo collects the info of a started emulator.
@@ -214,28 +214,4 @@ func (e *Emulator) hostsLines() []byte {
 		}
 	}
 	return b
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

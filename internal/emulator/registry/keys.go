@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/ferrypull/ferry/internal/emulator/atomicfile"
 )
 
 const (
@@ -61,7 +63,7 @@ func loadOrCreateSigningKey(dir string) (*signingKey, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("encode token signing key: %w", err)
 		}
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, "", fmt.Errorf("write token signing key: %w", err)
 		}
 	default:
@@ -77,7 +79,7 @@ func loadOrCreateSigningKey(dir string) (*signingKey, string, error) {
 		return nil, "", fmt.Errorf("encode token JWKS: %w", err)
 	}
 	jwksPath := filepath.Join(dir, jwksFile)
-	if err := writeFileAtomic(jwksPath, js, 0o644); err != nil {
+	if err := atomicfile.Write(jwksPath, js, 0o644); err != nil {
 		return nil, "", fmt.Errorf("write token JWKS: %w", err)
 	}
 	return &signingKey{priv: priv, kid: kid}, jwksPath, nil
@@ -101,27 +103,4 @@ func libtrustKeyID(priv *rsa.PrivateKey) (string, error) {
 		b.WriteString(s[i:min(i+4, len(s))])
 	}
 	return b.String(), nil
-}
-
-// writeFileAtomic writes data to a temporary file in the same directory and
-// renames it over path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
