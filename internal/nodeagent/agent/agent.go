@@ -193,7 +193,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 		}
 		alive[pod.UID] = true
 		onNode := pod.Spec.NodeName == r.opts.NodeName
-		reqs, err := annotations.RegistryRequests(pod.Annotations, images(pod))
+		reqs, err := annotations.PodRegistryRequests(pod)
 		if err != nil {
 			if onNode {
 				r.eventOnce(pod, corev1.EventTypeWarning, ReasonInvalid, "", "%v; no registry configuration written for this Pod", err)
@@ -295,17 +295,6 @@ func describe(m annotations.RegistryMode) string {
 		return "plain HTTP"
 	}
 	return "TLS verification disabled"
-}
-
-func images(pod *corev1.Pod) []string {
-	var out []string
-	for _, c := range pod.Spec.InitContainers {
-		out = append(out, c.Image)
-	}
-	for _, c := range pod.Spec.Containers {
-		out = append(out, c.Image)
-	}
-	return out
 }
 
 // eventOnce emits an Event on pod once per (pod, reason, host) and

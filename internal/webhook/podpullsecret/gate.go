@@ -128,7 +128,7 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	if !gated(pod) {
 		return ctrl.Result{}, nil
 	}
-	reqs, err := annotations.RegistryRequests(pod.Annotations, podImages(pod))
+	reqs, err := annotations.PodRegistryRequests(pod)
 	if err != nil {
 		r.event(pod, corev1.EventTypeWarning, ReasonGateWarning, "%v; releasing the scheduling gate without registry configuration", err)
 		return ctrl.Result{}, r.release(ctx, pod, "invalid")

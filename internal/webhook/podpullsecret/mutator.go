@@ -174,7 +174,7 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 }
 
 func (m *Mutator) registry(pod, mutated *corev1.Pod, fail func(string, string) *admission.Response, warnings *[]string) *admission.Response {
-	if _, err := annotations.RegistryRequests(pod.Annotations, podImages(pod)); err != nil {
+	if _, err := annotations.PodRegistryRequests(pod); err != nil {
 		return fail(ReasonInvalidAnnotation, err.Error()+"; no registry configuration will be written for this Pod")
 	}
 	if mutated.Labels == nil {
@@ -251,15 +251,4 @@ func (m *Mutator) event(pod *corev1.Pod, ns, reason, msg string) {
 		return
 	}
 	m.opts.Recorder.Eventf(ref, nil, corev1.EventTypeWarning, reason, "Admit", "%s", msg)
-}
-
-func podImages(pod *corev1.Pod) []string {
-	var out []string
-	for _, c := range pod.Spec.InitContainers {
-		out = append(out, c.Image)
-	}
-	for _, c := range pod.Spec.Containers {
-		out = append(out, c.Image)
-	}
-	return out
 }
