@@ -34,6 +34,19 @@ type common struct {
 
 func ok(c *call) common { return common{RequestId: c.requestID, Code: "success", IsSuccess: true} }
 
+// pageJSON is the envelope of the paged List* responses that count in a
+// string TotalCount (ListInstance counts in an integer and has its own).
+type pageJSON struct {
+	common
+	PageNo     int    `json:"PageNo"`
+	PageSize   int    `json:"PageSize"`
+	TotalCount string `json:"TotalCount"`
+}
+
+func pageOf(c *call, pageNo, pageSize, total int) pageJSON {
+	return pageJSON{ok(c), pageNo, pageSize, strconv.Itoa(total)}
+}
+
 func missing(name string) *apiError {
 	return newErr(http.StatusBadRequest, "MissingParameter", "The input parameter %q that is mandatory for processing this request is not supplied.", name)
 }
@@ -291,12 +304,9 @@ func (h *Handler) listNamespace(c *call) (any, *apiError) {
 		list = append(list, namespaceJSON{n.ID(), n.Name, "NORMAL", n.AutoCreateRepo, n.DefaultRepoType, inst.ID, resourceGroup(inst)})
 	}
 	return struct {
-		common
-		PageNo     int             `json:"PageNo"`
-		PageSize   int             `json:"PageSize"`
-		TotalCount string          `json:"TotalCount"`
+		pageJSON
 		Namespaces []namespaceJSON `json:"Namespaces"`
-	}{ok(c), pageNo, pageSize, strconv.Itoa(len(list)), page(list, pageNo, pageSize)}, nil
+	}{pageOf(c, pageNo, pageSize, len(list)), page(list, pageNo, pageSize)}, nil
 }
 
 func (h *Handler) createNamespace(c *call) (any, *apiError) {
@@ -373,12 +383,9 @@ func (h *Handler) listRepository(c *call) (any, *apiError) {
 			inst.ID, resourceGroup(inst), ms(r.Created()), ms(r.Created())})
 	}
 	return struct {
-		common
-		PageNo       int        `json:"PageNo"`
-		PageSize     int        `json:"PageSize"`
-		TotalCount   string     `json:"TotalCount"`
+		pageJSON
 		Repositories []repoJSON `json:"Repositories"`
-	}{ok(c), pageNo, pageSize, strconv.Itoa(len(list)), page(list, pageNo, pageSize)}, nil
+	}{pageOf(c, pageNo, pageSize, len(list)), page(list, pageNo, pageSize)}, nil
 }
 
 func (h *Handler) createRepository(c *call) (any, *apiError) {
@@ -462,10 +469,7 @@ func (h *Handler) listRepoTag(c *call) (any, *apiError) {
 			strconv.FormatInt(ms(created), 10), strconv.FormatInt(ms(t.Updated), 10), "NORMAL"})
 	}
 	return struct {
-		common
-		PageNo     int         `json:"PageNo"`
-		PageSize   int         `json:"PageSize"`
-		TotalCount string      `json:"TotalCount"`
-		Images     []imageJSON `json:"Images"`
-	}{ok(c), pageNo, pageSize, strconv.Itoa(len(list)), page(list, pageNo, pageSize)}, nil
+		pageJSON
+		Images []imageJSON `json:"Images"`
+	}{pageOf(c, pageNo, pageSize, len(list)), page(list, pageNo, pageSize)}, nil
 }
