@@ -17,20 +17,38 @@ const (
 	vecSecret = "testsecret"
 )
 
+// newRequest is httptest.NewRequest with the headers in hdr set.
+func newRequest(method, target string, hdr map[string]string) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	for k, v := range hdr {
+		r.Header.Set(k, v)
+	}
+	return r
+}
+
 // acs3Vector builds the §7.6 ACS3 request as the server receives it.
 func acs3Vector() *http.Request {
 	q := url.Values{"InstanceId": {"cri-abc123"}, "InstanceName": {"my inst*~"}}
-	r := httptest.NewRequest(http.MethodPost, "http://cr.cn-hangzhou.aliyuncs.com/?"+q.Encode(), nil)
+	r := newRequest(http.MethodPost, "http://cr.cn-hangzhou.aliyuncs.com/?"+q.Encode(), map[string]string{
+		"x-acs-action":          "GetAuthorizationToken",
+		"x-acs-version":         "2018-12-01",
+		"x-acs-date":            "2024-01-01T00:00:00Z",
+		"x-acs-signature-nonce": "3156853299f313e23d1673dc12e1703d",
+		"x-acs-content-sha256":  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"Accept":                "application/json",
+		"User-Agent":            "AlibabaCloud (linux; amd64) Golang/go1.26 Core/0.01 TeaDSL/2",
+		"Authorization":         "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=dd2bd3bb5f45e7ef88bd1e34f644fdbe13faca00ad29ed163b529d3cca864fe8",
+	})
 	r.Host = "cr.cn-hangzhou.aliyuncs.com"
-	r.Header.Set("x-acs-action", "GetAuthorizationToken")
-	r.Header.Set("x-acs-version", "2018-12-01")
-	r.Header.Set("x-acs-date", "2024-01-01T00:00:00Z")
-	r.Header.Set("x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d")
-	r.Header.Set("x-acs-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-	r.Header.Set("Accept", "application/json")
-	r.Header.Set("User-Agent", "AlibabaCloud (linux; amd64) Golang/go1.26 Core/0.01 TeaDSL/2")
-	r.Header.Set("Authorization", "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=dd2bd3bb5f45e7ef88bd1e34f644fdbe13faca00ad29ed163b529d3cca864fe8")
 	return r
+}
+
+// rpcVector builds the RPC vector request (all parameters in the query)
+// after edit has changed its parameters.
+func rpcVector(edit func(url.Values)) *http.Request {
+	p := rpcVectorParams()
+	edit(p)
+	return httptest.NewRequest(http.MethodPost, "/?"+p.Encode(), nil)
 }
 
 func TestACS3Vector(t *testing.T) {
@@ -122,15 +140,16 @@ func TestRPCVector(t *testing.T) {
 }
 
 func TestROAVector(t *testing.T) {
-	r := httptest.NewRequest(http.MethodGet, "http://cr.cn-hangzhou.aliyuncs.com/tokens", nil)
-	r.Header.Set("Accept", "application/json")
-	r.Header.Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
-	r.Header.Set("x-acs-action", "GetAuthorizationToken")
-	r.Header.Set("x-acs-signature-method", "HMAC-SHA1")
-	r.Header.Set("x-acs-signature-nonce", "nonce-1")
-	r.Header.Set("x-acs-signature-version", "1.0")
-	r.Header.Set("x-acs-version", "2016-06-07")
-	r.Header.Set("Authorization", "acs testid:uZR8b3taU4JuvaxkIEwX09PS9fc=")
+	r := newRequest(http.MethodGet, "http://cr.cn-hangzhou.aliyuncs.com/tokens", map[string]string{
+		"Accept":                  "application/json",
+		"Date":                    "Mon, 01 Jan 2024 00:00:00 GMT",
+		"x-acs-action":            "GetAuthorizationToken",
+		"x-acs-signature-method":  "HMAC-SHA1",
+		"x-acs-signature-nonce":   "nonce-1",
+		"x-acs-signature-version": "1.0",
+		"x-acs-version":           "2016-06-07",
+		"Authorization":           "acs testid:uZR8b3taU4JuvaxkIEwX09PS9fc=",
+	})
 	q, err := Parse(r, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -165,41 +184,36 @@ func TestPercentEncode(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	// acs3 returns the ACS3 vector with header k set to v.
+	acs3 := func(k, v string) func() *http.Request {
+		return func() *http.Request {
+			r := acs3Vector()
+			r.Header.Set(k, v)
+			return r
+		}
+	}
+	rpc := func(edit func(url.Values)) func() *http.Request {
+		return func() *http.Request { return rpcVector(edit) }
+	}
 	for _, tc := range []struct {
-		name   string
-		mutate func(r *http.Request)
-		want   error
+		name string
+		req  func() *http.Request
+		want error
 	}{
-		{"acs3 no credential", func(r *http.Request) {
-			r.Header.Set("Authorization", "ACS3-HMAC-SHA256 SignedHeaders=host,Signature=x")
-		}, ErrIncomplete},
-		{"acs3 unsigned nonce", func(r *http.Request) {
-			r.Header.Set("Authorization", "ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host;x-acs-date,Signature=x")
-		}, ErrIncomplete},
-		{"acs3 other algorithm", func(r *http.Request) {
-			r.Header.Set("Authorization", "ACS3-HMAC-SM3 Credential=a,SignedHeaders=host,Signature=x")
-		}, ErrMethod},
-		{"acs3 bad date", func(r *http.Request) { r.Header.Set("x-acs-date", "yesterday") }, ErrTimeFormat},
-		{"acs3 body hash", func(r *http.Request) { r.Header.Set("x-acs-content-sha256", strings.Repeat("0", 64)) }, ErrMismatch},
-		{"roa malformed", func(r *http.Request) { r.Header.Set("Authorization", "acs nocolon") }, ErrIncomplete},
+		{"acs3 no credential", acs3("Authorization", "ACS3-HMAC-SHA256 SignedHeaders=host,Signature=x"), ErrIncomplete},
+		{"acs3 unsigned nonce", acs3("Authorization", "ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host;x-acs-date,Signature=x"), ErrIncomplete},
+		{"acs3 other algorithm", acs3("Authorization", "ACS3-HMAC-SM3 Credential=a,SignedHeaders=host,Signature=x"), ErrMethod},
+		{"acs3 bad date", acs3("x-acs-date", "yesterday"), ErrTimeFormat},
+		{"acs3 body hash", acs3("x-acs-content-sha256", strings.Repeat("0", 64)), ErrMismatch},
+		{"roa malformed", acs3("Authorization", "acs nocolon"), ErrIncomplete},
+		{"rpc without nonce", rpc(func(p url.Values) { p.Del("SignatureNonce") }), ErrMissingNonce},
+		{"rpc other method", rpc(func(p url.Values) { p.Set("SignatureMethod", "HMAC-MD5") }), ErrMethod},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := acs3Vector()
-			tc.mutate(r)
-			if _, err := Parse(r, nil); !errors.Is(err, tc.want) {
+			if _, err := Parse(tc.req(), nil); !errors.Is(err, tc.want) {
 				t.Fatalf("Parse = %v, want %v", err, tc.want)
 			}
 		})
-	}
-	p := rpcVectorParams()
-	p.Del("SignatureNonce")
-	if _, err := Parse(httptest.NewRequest(http.MethodPost, "/?"+p.Encode(), nil), nil); !errors.Is(err, ErrMissingNonce) {
-		t.Errorf("rpc without nonce: %v", err)
-	}
-	p = rpcVectorParams()
-	p.Set("SignatureMethod", "HMAC-MD5")
-	if _, err := Parse(httptest.NewRequest(http.MethodPost, "/?"+p.Encode(), nil), nil); !errors.Is(err, ErrMethod) {
-		t.Errorf("rpc other method: %v", err)
 	}
 }
 
@@ -217,9 +231,7 @@ func TestAnonymous(t *testing.T) {
 }
 
 func TestSecurityTokenRedacted(t *testing.T) {
-	p := rpcVectorParams()
-	p.Set("SecurityToken", "CAISsecret/token+x")
-	q, err := Parse(httptest.NewRequest(http.MethodPost, "/?"+p.Encode(), nil), nil)
+	q, err := Parse(rpcVector(func(p url.Values) { p.Set("SecurityToken", "CAISsecret/token+x") }), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,11 +321,8 @@ func FuzzVerifyROA(f *testing.F) {
 	f.Add("acs testid:uZR8b3taU4JuvaxkIEwX09PS9fc=", "Mon, 01 Jan 2024 00:00:00 GMT", "", "nonce-1")
 	f.Add("acs :", "x", "a&b=%", "")
 	f.Fuzz(func(t *testing.T, auth, date, query, nonce string) {
-		r := httptest.NewRequest(http.MethodGet, "/tokens", nil)
+		r := newRequest(http.MethodGet, "/tokens", map[string]string{"Authorization": auth, "Date": date, "x-acs-signature-nonce": nonce})
 		r.URL.RawQuery = query
-		r.Header.Set("Authorization", auth)
-		r.Header.Set("Date", date)
-		r.Header.Set("x-acs-signature-nonce", nonce)
 		q, err := Parse(r, nil)
 		if err != nil {
 			return
