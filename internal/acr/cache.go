@@ -115,32 +115,25 @@ func NewCache(m Minter, opts CacheOptions) *Cache {
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
 	}
-	if opts.JitterFraction <= 0 {
-		opts.JitterFraction = 0.1
-	}
-	if opts.MaxJitter <= 0 {
-		opts.MaxJitter = 2 * time.Minute
-	}
-	if opts.BackoffBase <= 0 {
-		opts.BackoffBase = time.Second
-	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = 5 * time.Minute
-	}
-	if opts.MinRefreshInterval <= 0 {
-		opts.MinRefreshInterval = 10 * time.Second
-	}
-	if opts.DomainTTL <= 0 {
-		opts.DomainTTL = time.Hour
-	}
-	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 30 * time.Second
-	}
+	positiveOr(&opts.JitterFraction, 0.1)
+	positiveOr(&opts.MaxJitter, 2*time.Minute)
+	positiveOr(&opts.BackoffBase, time.Second)
+	positiveOr(&opts.BackoffMax, 5*time.Minute)
+	positiveOr(&opts.MinRefreshInterval, 10*time.Second)
+	positiveOr(&opts.DomainTTL, time.Hour)
+	positiveOr(&opts.CallTimeout, 30*time.Second)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{m: m, opts: opts, log: log, entries: map[string]*entry{}}
+}
+
+// positiveOr sets *v to def unless *v is already positive.
+func positiveOr[T float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Stats returns the API call counters.
