@@ -14,14 +14,13 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrypull/ferry/internal/imagesync/report"
 	"github.com/ferrypull/ferry/internal/testutil/registryenv"
+	"github.com/ferrypull/ferry/internal/testutil/testimage"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
@@ -38,38 +37,6 @@ type harbor struct {
 	dir      string
 }
 
-func image(t *testing.T, base v1.Layer, seed int64, mt types.MediaType, p v1.Platform) v1.Image {
-	t.Helper()
-	l, err := random.Layer(1024+seed, types.DockerLayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, base, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.MediaType(img, mt)
-	if mt == types.OCIManifestSchema1 {
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func index(t *testing.T, base v1.Layer, mt, child types.MediaType) v1.ImageIndex {
-	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, mt)
-	for i, p := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm", Variant: "v7"}} {
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: image(t, base, int64(50+i), child, p), Descriptor: v1.Descriptor{Platform: &p}})
-	}
-	return idx
-}
-
 // startHarbor starts Debian's docker-registry twice: a "Harbor-like" plain-HTTP source with an
 // htpasswd robot account, and a self-signed HTTPS destination with its own user.
 func startHarbor(t *testing.T) *harbor {
@@ -81,12 +48,13 @@ func startHarbor(t *testing.T) *harbor {
 		dir:     t.TempDir(),
 	}
 	base, _ := random.Layer(8192, types.DockerLayer)
+	amd64, armv7 := v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
 	for i, tag := range []string{"v1", "v2", "a1"} {
-		h.digests["library/app:"+tag] = h.src.Push(t, "library/app:"+tag, image(t, base, int64(i), types.DockerManifestSchema2, v1.Platform{OS: "linux", Architecture: "amd64"}), robotUser, robotPass)
+		h.digests["library/app:"+tag] = h.src.Push(t, "library/app:"+tag, testimage.Image(t, base, 1024+int64(i), types.DockerManifestSchema2, amd64), robotUser, robotPass)
 	}
 	for repo, idx := range map[string]v1.ImageIndex{
-		"library/list:1": index(t, base, types.DockerManifestList, types.DockerManifestSchema2),
-		"library/oci:1":  index(t, base, types.OCIImageIndex, types.OCIManifestSchema1),
+		"library/list:1": testimage.Index(t, base, 1024+50, types.DockerManifestList, types.DockerManifestSchema2, amd64, armv7),
+		"library/oci:1":  testimage.Index(t, base, 1024+50, types.OCIImageIndex, types.OCIManifestSchema1, amd64, armv7),
 	} {
 		if err := remote.WriteIndex(h.src.Ref(t, repo), idx, h.src.Options(t.Context(), robotUser, robotPass)...); err != nil {
 			t.Fatal(err)

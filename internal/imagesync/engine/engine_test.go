@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -27,6 +26,7 @@ import (
 	"github.com/ferrypull/ferry/internal/imagesync/plan"
 	"github.com/ferrypull/ferry/internal/registry"
 	"github.com/ferrypull/ferry/internal/testutil/registryenv"
+	"github.com/ferrypull/ferry/internal/testutil/testimage"
 )
 
 // counter is an http.RoundTripper wrapper that records requests by host, method and kind.
@@ -142,44 +142,14 @@ func digestOf(t *testing.T, ref string) string {
 	return d.Digest.String()
 }
 
-func platformImage(t *testing.T, base v1.Layer, seed int64, mt types.MediaType, p v1.Platform) v1.Image {
-	t.Helper()
-	l, err := random.Layer(2048+seed, types.DockerLayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, base, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.MediaType(img, mt)
-	if mt == types.OCIManifestSchema1 {
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func multiArch(t *testing.T, base v1.Layer, mt, childMT types.MediaType) v1.ImageIndex {
-	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, mt)
-	for i, p := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm", Variant: "v7"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}} {
-		img := platformImage(t, base, int64(i), childMT, p)
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
-	}
-	return idx
-}
-
 type fixture struct {
 	src, dst *registryenv.Registry
 	digests  map[string]v1.Hash // source ref → digest
 	rawIndex v1.Hash
 }
+
+// multiArch is the platform set of the corpus's multi-arch indexes.
+var multiArch = []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm", Variant: "v7"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}}
 
 // corpus pushes: proj/app:{v1,v2,a1} (Docker schema2 sharing a base layer), proj/list:1 (Docker
 // manifest list), proj/oci:1 (OCI index of OCI manifests), proj/raw:1 (an OCI index with odd
@@ -192,11 +162,11 @@ func corpus(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	for i, tag := range []string{"v1", "v2", "a1"} {
-		img := platformImage(t, base, int64(100+i), types.DockerManifestSchema2, v1.Platform{OS: "linux", Architecture: "amd64"})
+		img := testimage.Image(t, base, 2048+int64(100+i), types.DockerManifestSchema2, v1.Platform{OS: "linux", Architecture: "amd64"})
 		f.digests["proj/app:"+tag] = push(t, f.src.Addr+"/proj/app:"+tag, img)
 	}
-	f.digests["proj/list:1"] = pushIndex(t, f.src.Addr+"/proj/list:1", multiArch(t, base, types.DockerManifestList, types.DockerManifestSchema2))
-	oci := multiArch(t, base, types.OCIImageIndex, types.OCIManifestSchema1)
+	f.digests["proj/list:1"] = pushIndex(t, f.src.Addr+"/proj/list:1", testimage.Index(t, base, 2048, types.DockerManifestList, types.DockerManifestSchema2, multiArch...))
+	oci := testimage.Index(t, base, 2048, types.OCIImageIndex, types.OCIManifestSchema1, multiArch...)
 	f.digests["proj/oci:1"] = pushIndex(t, f.src.Addr+"/proj/oci:1", oci)
 	// A hand-written index: same children as proj/oci:1, unusual formatting, unknown field.
 	im, _ := oci.IndexManifest()
@@ -341,7 +311,7 @@ func TestOneUploadPerBlobAndMounts(t *testing.T) {
 	var pairs [][2]string
 	for r := range 4 {
 		for tg := range 3 {
-			img := platformImage(t, base, int64(r*10+tg), types.DockerManifestSchema2, v1.Platform{OS: "linux", Architecture: "amd64"})
+			img := testimage.Image(t, base, 2048+int64(r*10+tg), types.DockerManifestSchema2, v1.Platform{OS: "linux", Architecture: "amd64"})
 			push(t, fmt.Sprintf("%s/p/r%d:t%d", src.Addr, r, tg), img)
 			m, _ := img.Manifest()
 			unique[m.Config.Digest] = true
