@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,26 +23,8 @@ import (
 	"github.com/ferrypull/ferry/internal/annotations"
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
-
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-tick.C:
-		}
-	}
-}
 
 // startAgent runs a node-agent manager for node against env and returns its config dir.
 func startAgent(t *testing.T, env *kubeenv.Env, node, dir string, allowed ...string) *Reconciler {
@@ -151,7 +132,7 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 	}
 
 	r := startAgent(t, env, node, dir, "*.ferry.test", "10.0.0.0/8")
-	eventually(t, "agent ready", func() error {
+	poll.Until(t, "agent ready", func() error {
 		if !r.Ready() {
 			return fmt.Errorf("not ready")
 		}
@@ -167,8 +148,8 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 		if err := c.Create(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "hosts.toml written", func() error { return fileExists(plainFile) })
-		eventually(t, "node status", func() error {
+		poll.Until(t, "hosts.toml written", func() error { return fileExists(plainFile) })
+		poll.Until(t, "node status", func() error {
 			s := nodeStatus(t, c, node)
 			if s.Ready["harbor-http.ferry.test:5000"] != annotations.ModePlainHTTP || s.Ready[userHost] != annotations.ModeInsecure {
 				return fmt.Errorf("status %+v", s)
@@ -189,8 +170,8 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 		if err := c.SubResource("binding").Create(ctx, pod, bind); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "entry removed after binding elsewhere", func() error { return fileGone(plainFile) })
-		eventually(t, "user file restored", func() error {
+		poll.Until(t, "entry removed after binding elsewhere", func() error { return fileGone(plainFile) })
+		poll.Until(t, "user file restored", func() error {
 			got, err := os.ReadFile(userFile)
 			if err != nil {
 				return err
@@ -210,7 +191,7 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 		if err := c.Create(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "refusal event", func() error {
+		poll.Until(t, "refusal event", func() error {
 			var evs corev1.EventList
 			if err := c.List(ctx, &evs, client.InNamespace("app")); err != nil {
 				return err
@@ -225,7 +206,7 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 			}
 			return fmt.Errorf("no %s event among %d", ReasonNotAllowed, len(evs.Items))
 		})
-		eventually(t, "refused in status", func() error {
+		poll.Until(t, "refused in status", func() error {
 			if s := nodeStatus(t, c, node); !s.Decided("registry.evil.com") || s.Ready["registry.evil.com"] != "" {
 				return fmt.Errorf("status %+v", s)
 			}
@@ -242,8 +223,8 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := filepath.Join(dir, "10.1.2.3:5000", hostsconfig.FileName)
-		eventually(t, "written", func() error { return fileExists(f) })
-		eventually(t, "audit event", func() error {
+		poll.Until(t, "written", func() error { return fileExists(f) })
+		poll.Until(t, "audit event", func() error {
 			var evs corev1.EventList
 			if err := c.List(ctx, &evs, client.InNamespace("app")); err != nil {
 				return err
@@ -258,7 +239,7 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 		if err := c.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "removed", func() error { return fileGone(f) })
+		poll.Until(t, "removed", func() error { return fileGone(f) })
 	})
 
 	t.Run("restart removes stale ferry entries left by a previous run", func(t *testing.T) {
@@ -271,7 +252,7 @@ func TestAgentConfiguresAllowedHostsAndRefusesOthers(t *testing.T) {
 		if err := c.Create(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "stale entry removed", func() error { return fileGone(filepath.Join(dir, "old.ferry.test")) })
+		poll.Until(t, "stale entry removed", func() error { return fileGone(filepath.Join(dir, "old.ferry.test")) })
 		if got, _ := os.ReadFile(userFile); !bytes.Equal(got, userContent) {
 			t.Fatalf("user file changed: %s", got)
 		}
@@ -303,7 +284,7 @@ func TestAgentNodeScopeNeedsNoLabel(t *testing.T) {
 	mk("unbound", "", "early.corp")
 	mk("elsewhere", "n2", "other.corp")
 	mk("here", "n1", "here.corp")
-	eventually(t, "bound pod's host configured", func() error { return fileExists(filepath.Join(dir, "here.corp", hostsconfig.FileName)) })
+	poll.Until(t, "bound pod's host configured", func() error { return fileExists(filepath.Join(dir, "here.corp", hostsconfig.FileName)) })
 	for _, h := range []string{"early.corp", "other.corp"} {
 		if err := fileGone(filepath.Join(dir, h)); err != nil {
 			t.Fatalf("node scope configured a Pod not bound here: %v", err)

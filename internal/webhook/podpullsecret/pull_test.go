@@ -21,6 +21,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 	"github.com/ferrypull/ferry/internal/testutil/registryenv"
 )
 
@@ -89,7 +90,7 @@ func TestRegistryAnnotationsRealPull(t *testing.T) {
 				if !gated(pod) {
 					t.Fatalf("webhook did not gate the pod: %v", pod.Spec.SchedulingGates)
 				}
-				eventually(t, "gate released", func() error {
+				poll.Until(t, "gate released", func() error {
 					if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
 						return err
 					}
@@ -134,7 +135,7 @@ func TestRegistryAnnotationsRealPull(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, "user file restored", func() error {
+		poll.Until(t, "user file restored", func() error {
 			got, err := os.ReadFile(path)
 			if err != nil {
 				return err

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr/testr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -31,27 +30,9 @@ import (
 	"github.com/ferrypull/ferry/internal/nodeagent/agent"
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 	"github.com/ferrypull/ferry/internal/webhook/serviceaccount"
 )
-
-func eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-tick.C:
-		}
-	}
-}
 
 // namespace creates ns (if missing) and its default ServiceAccount, which the
 // ServiceAccount admission plugin requires for every Pod.
@@ -150,7 +131,7 @@ func startWebhookHandler(t testing.TB, env *kubeenv.Env, h admission.Handler, po
 	}
 	// Wait until the apiserver reaches the webhook: a probe Pod gets the label.
 	n := 0
-	eventually(t, "webhook reachable", func() error {
+	poll.Until(t, "webhook reachable", func() error {
 		n++
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "probe-" + strconv.Itoa(n),
 			Annotations: map[string]string{annotations.PlainHTTPRegistry: "probe.invalid"}},
@@ -269,7 +250,7 @@ func TestInstanceAnnotationsThroughAPIServer(t *testing.T) {
 			!strings.Contains(err.Error(), "unknown ACR instance") {
 			t.Fatalf("err = %v", err)
 		}
-		eventually(t, "event", func() error {
+		poll.Until(t, "event", func() error {
 			e, err := findEvent(ctx, c, "app", "gone", ReasonPullSecretFailed)
 			if err != nil {
 				return err
@@ -312,7 +293,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 	}
 
 	// node-a configures the host; the gate must stay while node-b has not.
-	eventually(t, "node-a ready", func() error {
+	poll.Until(t, "node-a ready", func() error {
 		var n corev1.Node
 		if err := c.Get(ctx, client.ObjectKey{Name: "node-a"}, &n); err != nil {
 			return err
@@ -330,7 +311,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 	}
 
 	StartAgent(t, env, "node-b", dirB, "*.ferry.test")
-	eventually(t, "gate released", func() error {
+	poll.Until(t, "gate released", func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
 			return err
 		}
@@ -348,7 +329,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 	if err := c.SubResource("binding").Create(ctx, pod, bind); err != nil {
 		t.Fatalf("bind after release: %v", err)
 	}
-	eventually(t, "release event", func() error { _, err := findEvent(ctx, c, "app", "web", ReasonGateReleased); return err })
+	poll.Until(t, "release event", func() error { _, err := findEvent(ctx, c, "app", "web", ReasonGateReleased); return err })
 
 	t.Run("refused host: gate released with a Warning", func(t *testing.T) {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "evil",
@@ -357,7 +338,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 		if err := c.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "released", func() error {
+		poll.Until(t, "released", func() error {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 				return err
 			}
@@ -366,7 +347,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 			}
 			return nil
 		})
-		eventually(t, "warning", func() error {
+		poll.Until(t, "warning", func() error {
 			e, err := findEvent(ctx, c, "app", "evil", ReasonGateWarning)
 			if err != nil {
 				return err
