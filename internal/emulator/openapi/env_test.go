@@ -18,6 +18,7 @@ import (
 	openapiv2 "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/alibabacloud-go/tea/tea"
+	"github.com/aliyun/credentials-go/credentials"
 
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/world"
@@ -172,6 +173,29 @@ func (e *env) cr(t *testing.T, ak, secret string, o clientOpts) *cr.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// crWith returns a CR client on the plain-HTTP endpoint that signs with
+// cred (a credentials-go provider: ram_role_arn, oidc_role_arn, ...).
+func (e *env) crWith(t *testing.T, cred credentials.Credential) *cr.Client {
+	t.Helper()
+	c, err := cr.NewClient(&openapiv2.Config{Credential: cred, RegionId: tea.String("cn-hangzhou"), Endpoint: tea.String(hostOf(e.plain)), Protocol: tea.String("http")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// registryToken calls GetAuthorizationToken for instance with c, fails the
+// test on an error and remembers the token for the log check.
+func (e *env) registryToken(t *testing.T, c *cr.Client, instance string) *cr.GetAuthorizationTokenResponseBody {
+	t.Helper()
+	tok, err := c.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(instance)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.remember(tea.StringValue(tok.Body.AuthorizationToken))
+	return tok.Body
 }
 
 // errCode extracts the Alibaba error code and HTTP status from an SDK error.

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	cr "github.com/alibabacloud-go/cr-20181201/v2/client"
-	openapiv2 "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/credentials-go/credentials"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -75,16 +73,9 @@ func TestRRSAWithKubeAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crc, err := cr.NewClient(&openapiv2.Config{Credential: cred, RegionId: tea.String("cn-hangzhou"), Endpoint: tea.String(hostOf(e.plain)), Protocol: tea.String("http")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := crc.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.remember(tea.StringValue(tok.Body.AuthorizationToken))
-	p, _, err := e.svc.LookupRegistryToken(tea.StringValue(tok.Body.TempUsername), tea.StringValue(tok.Body.AuthorizationToken))
+	crc := e.crWith(t, cred)
+	tok := e.registryToken(t, crc, world.DemoInstanceAHangzhou)
+	p, _, err := e.svc.LookupRegistryToken(tea.StringValue(tok.TempUsername), tea.StringValue(tok.AuthorizationToken))
 	if err != nil || p.Role.Name != world.DemoRRSARole || p.Chain[0] != rrsaProvider {
 		t.Fatalf("token principal %v %v", p, err)
 	}

@@ -143,16 +143,9 @@ func TestCredentialsRamRoleArnCrossAccount(t *testing.T) {
 	if !strings.HasPrefix(tea.StringValue(got.AccessKeyId), "STS.") {
 		t.Fatalf("credential = %s", tea.StringValue(got.AccessKeyId))
 	}
-	crc, err := cr.NewClient(&openapiv2.Config{Credential: cred, RegionId: tea.String("cn-hangzhou"), Endpoint: tea.String(hostOf(e.plain)), Protocol: tea.String("http")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := crc.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(world.DemoInstanceBHangzhou)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.remember(tea.StringValue(tok.Body.AuthorizationToken))
-	p, inst, err := e.svc.LookupRegistryToken(tea.StringValue(tok.Body.TempUsername), tea.StringValue(tok.Body.AuthorizationToken))
+	crc := e.crWith(t, cred)
+	tok := e.registryToken(t, crc, world.DemoInstanceBHangzhou)
+	p, inst, err := e.svc.LookupRegistryToken(tea.StringValue(tok.TempUsername), tea.StringValue(tok.AuthorizationToken))
 	if err != nil || inst.ID != world.DemoInstanceBHangzhou || p.Chain[0] != "acs:ram::"+world.DemoAccountA+":user/deployer" {
 		t.Fatalf("token principal = %v %v", p, err)
 	}
@@ -221,15 +214,7 @@ func TestOIDCRoleArn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crc, err := cr.NewClient(&openapiv2.Config{Credential: cred, RegionId: tea.String("cn-hangzhou"), Endpoint: tea.String(hostOf(e.plain)), Protocol: tea.String("http")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := crc.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.remember(tea.StringValue(tok.Body.AuthorizationToken))
+	e.registryToken(t, e.crWith(t, cred), world.DemoInstanceAHangzhou)
 	got, _ := cred.GetCredential()
 	e.remember(tea.StringValue(got.AccessKeySecret), tea.StringValue(got.SecurityToken))
 
