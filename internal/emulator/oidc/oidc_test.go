@@ -1,9 +1,6 @@
 package oidc
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -20,58 +17,14 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/testutil/testjwt"
 )
 
 const issuer = "https://issuer.example/cluster"
 
-type key struct {
-	kid  string
-	alg  jose.SignatureAlgorithm
-	priv crypto.Signer
-}
-
-func newKeys(t *testing.T) (rsaKey, ecKey key) {
+func newKeys(t *testing.T) (rsaKey, ecKey testjwt.Key) {
 	t.Helper()
-	r, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key{"rsa-1", jose.RS256, r}, key{"ec-1", jose.ES256, e}
-}
-
-func jwks(t *testing.T, keys ...key) []byte {
-	t.Helper()
-	var ks jose.JSONWebKeySet
-	for _, k := range keys {
-		ks.Keys = append(ks.Keys, jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"})
-	}
-	b, err := json.Marshal(ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func sign(t *testing.T, k key, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: k.priv}, (&jose.SignerOptions{}).WithHeader("kid", k.kid).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	obj, err := s.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testjwt.RSA(t, "rsa-1"), testjwt.EC(t, "ec-1")
 }
 
 func provider(t *testing.T, doc []byte) *world.OIDCProvider {
@@ -88,7 +41,7 @@ func TestVerify(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rk, ek := newKeys(t)
 	otherRSA, _ := newKeys(t)
-	p := provider(t, jwks(t, rk, ek))
+	p := provider(t, testjwt.JWKS(t, rk, ek))
 	v := NewVerifier(WithClock(func() time.Time { return now }))
 	base := func() map[string]any {
 		return map[string]any{"iss": issuer, "sub": "system:serviceaccount:kube-system:x", "aud": []string{"sts.aliyuncs.com"},
@@ -100,14 +53,14 @@ func TestVerify(t *testing.T) {
 		token string
 		want  error
 	}{
-		{"rs256", sign(t, rk, base()), nil},
-		{"es256", sign(t, ek, base()), nil},
-		{"aud string", sign(t, rk, with("aud", "sts.aliyuncs.com")), nil},
-		{"expired", sign(t, rk, with("exp", now.Add(-time.Second).Unix())), ErrExpired},
-		{"no exp", sign(t, rk, with("exp", nil)), ErrExpired},
-		{"issuer", sign(t, rk, with("iss", "https://evil")), ErrIssuer},
-		{"audience", sign(t, rk, with("aud", []string{"other"})), ErrAudience},
-		{"unknown key", sign(t, key{"rsa-1", jose.RS256, otherRSA.priv}, base()), ErrInvalidSignature},
+		{"rs256", rk.Sign(t, base()), nil},
+		{"es256", ek.Sign(t, base()), nil},
+		{"aud string", rk.Sign(t, with("aud", "sts.aliyuncs.com")), nil},
+		{"expired", rk.Sign(t, with("exp", now.Add(-time.Second).Unix())), ErrExpired},
+		{"no exp", rk.Sign(t, with("exp", nil)), ErrExpired},
+		{"issuer", rk.Sign(t, with("iss", "https://evil")), ErrIssuer},
+		{"audience", rk.Sign(t, with("aud", []string{"other"})), ErrAudience},
+		{"unknown key", testjwt.Key{KID: "rsa-1", Alg: jose.RS256, Priv: otherRSA.Priv}.Sign(t, base()), ErrInvalidSignature},
 		{"two parts", "a.b", ErrMalformed},
 		{"garbage", "a.b.c", ErrMalformed},
 		{"empty", "", ErrMalformed},
@@ -128,16 +81,16 @@ func TestVerify(t *testing.T) {
 func TestJWKSSources(t *testing.T) {
 	rk, _ := newKeys(t)
 	rotated, _ := newKeys(t)
-	rotated.kid = "rsa-2"
+	rotated.KID = "rsa-2"
 	now := time.Now()
 	claims := map[string]any{"iss": issuer, "sub": "s", "aud": "sts.aliyuncs.com", "exp": now.Add(time.Hour).Unix()}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "jwks.json")
-	if err := os.WriteFile(file, jwks(t, rk), 0o600); err != nil {
+	if err := os.WriteFile(file, testjwt.JWKS(t, rk), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var served atomic.Value
-	served.Store(jwks(t, rk))
+	served.Store(testjwt.JWKS(t, rk))
 	var fetches atomic.Int32
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer sa-token" {
@@ -163,25 +116,25 @@ func TestJWKSSources(t *testing.T) {
 	none := provider(t, nil)
 	none.JWKS = nil
 	v := NewVerifier()
-	if _, err := v.Verify(t.Context(), fromFile, sign(t, rk, claims)); err != nil {
+	if _, err := v.Verify(t.Context(), fromFile, rk.Sign(t, claims)); err != nil {
 		t.Errorf("file: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), fromURL, sign(t, rk, claims)); err != nil {
+	if _, err := v.Verify(t.Context(), fromURL, rk.Sign(t, claims)); err != nil {
 		t.Errorf("url: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), fromURL, sign(t, rk, claims)); err != nil || fetches.Load() != 1 {
+	if _, err := v.Verify(t.Context(), fromURL, rk.Sign(t, claims)); err != nil || fetches.Load() != 1 {
 		t.Errorf("cached url: %v, fetches %d", err, fetches.Load())
 	}
-	served.Store(jwks(t, rk, rotated))
-	if _, err := v.Verify(t.Context(), fromURL, sign(t, rotated, claims)); err != nil || fetches.Load() != 2 {
+	served.Store(testjwt.JWKS(t, rk, rotated))
+	if _, err := v.Verify(t.Context(), fromURL, rotated.Sign(t, claims)); err != nil || fetches.Load() != 2 {
 		t.Errorf("rotated key: %v, fetches %d", err, fetches.Load())
 	}
-	if _, err := v.Verify(t.Context(), none, sign(t, rk, claims)); !errors.Is(err, ErrJWKS) {
+	if _, err := v.Verify(t.Context(), none, rk.Sign(t, claims)); !errors.Is(err, ErrJWKS) {
 		t.Errorf("no JWKS: %v", err)
 	}
 	noCA := provider(t, nil)
 	noCA.JWKS, noCA.JWKSURL = nil, srv.URL
-	if _, err := v.Verify(t.Context(), noCA, sign(t, rk, claims)); !errors.Is(err, ErrJWKS) {
+	if _, err := v.Verify(t.Context(), noCA, rk.Sign(t, claims)); !errors.Is(err, ErrJWKS) {
 		t.Errorf("untrusted TLS: %v", err)
 	}
 }

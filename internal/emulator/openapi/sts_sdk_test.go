@@ -1,9 +1,6 @@
 package openapi
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -21,9 +18,9 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/credentials-go/credentials"
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/testutil/testjwt"
 )
 
 var (
@@ -156,52 +153,16 @@ func TestCredentialsRamRoleArnCrossAccount(t *testing.T) {
 	}
 }
 
-type oidcKey struct {
-	priv *rsa.PrivateKey
-	jwks []byte
-}
-
-func newOIDCKey(t *testing.T) oidcKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return oidcKey{k, b}
-}
-
-func (k oidcKey) sign(t *testing.T, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.priv}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	obj, err := s.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 const testIssuer = "https://kubernetes.default.svc.cluster.local"
 
 func TestOIDCRoleArn(t *testing.T) {
-	key := newOIDCKey(t)
-	e := newEnv(t, envOptions{world: world.DefaultOptions{OIDCIssuer: testIssuer, OIDCJWKS: key.jwks}})
+	key := testjwt.RSA(t, "k1")
+	e := newEnv(t, envOptions{world: world.DefaultOptions{OIDCIssuer: testIssuer, OIDCJWKS: testjwt.JWKS(t, key)}})
 	claims := func(sub, aud string) map[string]any {
 		return map[string]any{"iss": testIssuer, "sub": sub, "aud": []string{aud}, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
 	}
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	good := key.sign(t, claims(world.DemoRRSASA, "sts.aliyuncs.com"))
+	good := key.Sign(t, claims(world.DemoRRSASA, "sts.aliyuncs.com"))
 	if err := os.WriteFile(tokenFile, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -231,17 +192,17 @@ func TestOIDCRoleArn(t *testing.T) {
 	if info := res.Body.OIDCTokenInfo; tea.StringValue(info.Subject) != world.DemoRRSASA || tea.StringValue(info.ClientIds) != "sts.aliyuncs.com" || tea.StringValue(info.Issuer) != testIssuer {
 		t.Errorf("OIDCTokenInfo = %s", info)
 	}
-	otherKey := newOIDCKey(t)
+	otherKey := testjwt.RSA(t, "k1")
 	expired := claims(world.DemoRRSASA, "sts.aliyuncs.com")
 	expired["exp"] = time.Now().Add(-time.Minute).Unix()
 	for _, tc := range []struct {
 		name, token, provider string
 		code                  string
 	}{
-		{"audience", key.sign(t, claims(world.DemoRRSASA, "other")), rrsaProvider, "AuthenticationFail.OIDCToken.AudienceNotMatch"},
-		{"subject not trusted", key.sign(t, claims("system:serviceaccount:default:evil", "sts.aliyuncs.com")), rrsaProvider, "AuthenticationFail.NoPermission"},
-		{"signature", otherKey.sign(t, claims(world.DemoRRSASA, "sts.aliyuncs.com")), rrsaProvider, "AuthenticationFail.OIDCToken.InvalidSignature"},
-		{"expired", key.sign(t, expired), rrsaProvider, "AuthenticationFail.OIDCToken.Expired"},
+		{"audience", key.Sign(t, claims(world.DemoRRSASA, "other")), rrsaProvider, "AuthenticationFail.OIDCToken.AudienceNotMatch"},
+		{"subject not trusted", key.Sign(t, claims("system:serviceaccount:default:evil", "sts.aliyuncs.com")), rrsaProvider, "AuthenticationFail.NoPermission"},
+		{"signature", otherKey.Sign(t, claims(world.DemoRRSASA, "sts.aliyuncs.com")), rrsaProvider, "AuthenticationFail.OIDCToken.InvalidSignature"},
+		{"expired", key.Sign(t, expired), rrsaProvider, "AuthenticationFail.OIDCToken.Expired"},
 		{"malformed", "a.b", rrsaProvider, "AuthenticationFail.OIDCToken.Invalid"},
 		{"unknown provider", good, "acs:ram::" + world.DemoAccountA + ":oidc-provider/nope", "AuthenticationFail.NoPermission"},
 	} {
