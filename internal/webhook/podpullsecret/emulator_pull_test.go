@@ -181,14 +181,7 @@ func TestInstanceAnnotationRealPullFromEmulator(t *testing.T) {
 			if tt.ann != nil && len(pod.Spec.ImagePullSecrets) != 1 {
 				t.Fatalf("imagePullSecrets %v", pod.Spec.ImagePullSecrets)
 			}
-			res, err := kubeletenv.WaitForPullEvent(ctx, c, pod)
-			if err != nil {
-				t.Fatalf("%v\ncontainerd log tail:\n%s", err, tail(ctrd.Log(), 20))
-			}
-			if res.Pulled != tt.pulled || (tt.wantErr != "" && !strings.Contains(res.Message, tt.wantErr)) {
-				t.Fatalf("pulled=%v %s: %s; want pulled=%v error containing %q", res.Pulled, res.Reason, res.Message, tt.pulled, tt.wantErr)
-			}
-			t.Logf("kubelet: %s: %s", res.Reason, res.Message)
+			expectPull(ctx, t, c, ctrd, pod, tt.pulled, tt.wantErr)
 		})
 	}
 

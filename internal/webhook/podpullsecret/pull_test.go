@@ -2,6 +2,7 @@ package podpullsecret
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,15 +91,7 @@ func TestRegistryAnnotationsRealPull(t *testing.T) {
 				if !gated(pod) {
 					t.Fatalf("webhook did not gate the pod: %v", pod.Spec.SchedulingGates)
 				}
-				poll.Until(t, "gate released", func() error {
-					if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-						return err
-					}
-					if gated(pod) {
-						return fmt.Errorf("still gated")
-					}
-					return nil
-				})
+				waitUngated(ctx, t, c, pod, "gate released")
 				// Act as the scheduler.
 				bind := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: pod.Name},
 					Target: corev1.ObjectReference{Kind: "Node", Name: kl.NodeName}}
@@ -106,14 +99,7 @@ func TestRegistryAnnotationsRealPull(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, err := kubeletenv.WaitForPullEvent(ctx, c, pod)
-			if err != nil {
-				t.Fatalf("%v\ncontainerd log tail:\n%s", err, tail(ctrd.Log(), 20))
-			}
-			if res.Pulled != tt.pulled || (tt.wantErr != "" && !strings.Contains(res.Message, tt.wantErr)) {
-				t.Fatalf("pulled=%v %s: %s; want pulled=%v error containing %q", res.Pulled, res.Reason, res.Message, tt.pulled, tt.wantErr)
-			}
-			t.Logf("kubelet: %s: %s", res.Reason, res.Message)
+			expectPull(ctx, t, c, ctrd, pod, tt.pulled, tt.wantErr)
 		})
 	}
 
@@ -149,6 +135,21 @@ func TestRegistryAnnotationsRealPull(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// expectPull waits for the kubelet's pull Event for pod and fails the test
+// unless the image was pulled (pulled) or the pull failed with a message
+// containing wantErr; on a wait error it shows the containerd log tail.
+func expectPull(ctx context.Context, t *testing.T, c client.Client, ctrd *containerdenv.Containerd, pod *corev1.Pod, pulled bool, wantErr string) {
+	t.Helper()
+	res, err := kubeletenv.WaitForPullEvent(ctx, c, pod)
+	if err != nil {
+		t.Fatalf("%v\ncontainerd log tail:\n%s", err, tail(ctrd.Log(), 20))
+	}
+	if res.Pulled != pulled || (wantErr != "" && !strings.Contains(res.Message, wantErr)) {
+		t.Fatalf("pulled=%v %s: %s; want pulled=%v error containing %q", res.Pulled, res.Reason, res.Message, pulled, wantErr)
+	}
+	t.Logf("kubelet: %s: %s", res.Reason, res.Message)
 }
 
 func tail(s string, n int) string {

@@ -204,6 +204,21 @@ func readyNode(t testing.TB, c client.Client, name string, ann map[string]string
 	}
 }
 
+// waitUngated polls pod, refreshing it in place, until its scheduling gate
+// is gone.
+func waitUngated(ctx context.Context, t *testing.T, c client.Client, pod *corev1.Pod, what string) {
+	t.Helper()
+	poll.Until(t, what, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		if gated(pod) {
+			return fmt.Errorf("still gated")
+		}
+		return nil
+	})
+}
+
 func findEvent(ctx context.Context, c client.Client, ns, name, reason string) (*corev1.Event, error) {
 	var evs corev1.EventList
 	if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
@@ -311,15 +326,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 	}
 
 	StartAgent(t, env, "node-b", dirB, "*.ferry.test")
-	poll.Until(t, "gate released", func() error {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-			return err
-		}
-		if gated(pod) {
-			return fmt.Errorf("still gated")
-		}
-		return nil
-	})
+	waitUngated(ctx, t, c, pod, "gate released")
 	// Ordering: once the gate is gone, hosts.toml exists on every agent node.
 	for _, d := range []string{dirA, dirB} {
 		if _, err := os.Stat(filepath.Join(d, host, hostsconfig.FileName)); err != nil {
@@ -338,15 +345,7 @@ func TestRegistryGateOrdering(t *testing.T) {
 		if err := c.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		poll.Until(t, "released", func() error {
-			if err := c.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
-				return err
-			}
-			if gated(p) {
-				return fmt.Errorf("still gated")
-			}
-			return nil
-		})
+		waitUngated(ctx, t, c, p, "released")
 		poll.Until(t, "warning", func() error {
 			e, err := findEvent(ctx, c, "app", "evil", ReasonGateWarning)
 			if err != nil {
