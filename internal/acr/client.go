@@ -105,23 +105,9 @@ type Client struct {
 
 // NewClient validates opts.
 func NewClient(opts ClientOptions) (*Client, error) {
-	host, scheme, err := cloudcred.SplitEndpoint(opts.Endpoint)
-	if err != nil {
-		return nil, fmt.Errorf("acr: endpoint: %w", err)
-	}
-	opts.Endpoint = host
-	if scheme != "" {
-		if opts.Protocol != "" && !strings.EqualFold(opts.Protocol, scheme) {
-			return nil, fmt.Errorf("acr: endpoint %q conflicts with protocol %q", scheme+"://"+host, opts.Protocol)
-		}
-		opts.Protocol = scheme
-	}
-	if opts.Protocol == "" {
-		opts.Protocol = "https"
-	}
-	opts.Protocol = strings.ToLower(opts.Protocol)
-	if opts.Protocol != "https" && opts.Protocol != "http" {
-		return nil, fmt.Errorf("acr: protocol %q must be http or https", opts.Protocol)
+	var err error
+	if opts.Endpoint, opts.Protocol, err = cloudcred.ResolveEndpoint(opts.Endpoint, opts.Protocol); err != nil {
+		return nil, fmt.Errorf("acr: %w", err)
 	}
 	hc := opts.HTTPClient
 	if hc == nil {

@@ -203,23 +203,9 @@ type Resolver struct {
 
 // NewResolver validates opts and returns a Resolver.
 func NewResolver(opts Options) (*Resolver, error) {
-	host, scheme, err := SplitEndpoint(opts.STSEndpoint)
-	if err != nil {
-		return nil, fmt.Errorf("cloudcred: STS endpoint: %w", err)
-	}
-	opts.STSEndpoint = host
-	if scheme != "" {
-		if opts.STSProtocol != "" && !strings.EqualFold(opts.STSProtocol, scheme) {
-			return nil, fmt.Errorf("cloudcred: STS endpoint %s://%s conflicts with protocol %q", scheme, host, opts.STSProtocol)
-		}
-		opts.STSProtocol = scheme
-	}
-	if opts.STSProtocol == "" {
-		opts.STSProtocol = "https"
-	}
-	opts.STSProtocol = strings.ToLower(opts.STSProtocol)
-	if opts.STSProtocol != "https" && opts.STSProtocol != "http" {
-		return nil, fmt.Errorf("cloudcred: STS protocol %q must be http or https", opts.STSProtocol)
+	var err error
+	if opts.STSEndpoint, opts.STSProtocol, err = ResolveEndpoint(opts.STSEndpoint, opts.STSProtocol); err != nil {
+		return nil, fmt.Errorf("cloudcred: STS %w", err)
 	}
 	if opts.STSEndpoint == "" {
 		opts.STSEndpoint = STSEndpoint(opts.Region, opts.VPC)
@@ -272,6 +258,32 @@ func SplitEndpoint(s string) (host, scheme string, err error) {
 		return "", "", fmt.Errorf("%q must be scheme://host[:port] with no path, query or credentials", redact.URL(s))
 	}
 	return u.Host, scheme, nil
+}
+
+// ResolveEndpoint splits endpoint with SplitEndpoint and settles the
+// protocol: a scheme in endpoint must agree with protocol when both are given
+// (case-insensitively), and the default is https. It returns host[:port] and
+// "http" or "https".
+func ResolveEndpoint(endpoint, protocol string) (host, proto string, err error) {
+	host, scheme, err := SplitEndpoint(endpoint)
+	if err != nil {
+		return "", "", fmt.Errorf("endpoint: %w", err)
+	}
+	proto = protocol
+	if scheme != "" {
+		if proto != "" && !strings.EqualFold(proto, scheme) {
+			return "", "", fmt.Errorf("endpoint %q conflicts with protocol %q", scheme+"://"+host, proto)
+		}
+		proto = scheme
+	}
+	if proto == "" {
+		proto = "https"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "https" && proto != "http" {
+		return "", "", fmt.Errorf("protocol %q must be http or https", proto)
+	}
+	return host, proto, nil
 }
 
 // STSEndpoint returns the real STS host for a region: sts.<region>.aliyuncs.com, or

@@ -258,3 +258,32 @@ func TestAccessKeyFromSecretData(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveEndpoint(t *testing.T) {
+	tests := []struct {
+		name, endpoint, protocol string
+		host, proto, err         string
+	}{
+		{name: "host only defaults to https", endpoint: "sts.local", host: "sts.local", proto: "https"},
+		{name: "empty endpoint keeps the protocol", protocol: "HTTP", proto: "http"},
+		{name: "scheme sets the protocol", endpoint: "http://127.0.0.1:1", host: "127.0.0.1:1", proto: "http"},
+		{name: "scheme and protocol agree", endpoint: "HTTPS://sts.local", protocol: "https", host: "sts.local", proto: "https"},
+		{name: "scheme and protocol conflict", endpoint: "https://sts.local", protocol: "http", err: `endpoint "https://sts.local" conflicts with protocol "http"`},
+		{name: "bad protocol", endpoint: "sts.local", protocol: "FTP", err: `protocol "ftp" must be http or https`},
+		{name: "bad endpoint", endpoint: "https://u:pw-secret@x", err: "endpoint: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, proto, err := ResolveEndpoint(tt.endpoint, tt.protocol)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "pw-secret") {
+					t.Fatalf("err = %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || host != tt.host || proto != tt.proto {
+				t.Fatalf("= %q %q %v, want %q %q", host, proto, err, tt.host, tt.proto)
+			}
+		})
+	}
+}
