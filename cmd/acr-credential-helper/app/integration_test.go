@@ -412,16 +412,17 @@ func TestSecretFreePulls(t *testing.T) {
 		outageEnd := time.Now().Add(25 * time.Second) // < 60 s life
 		for i := 0; time.Now().Before(outageEnd); i++ {
 			if res := r.pull(t, "rot", fmt.Sprintf("outage-%d", i), hzA.Image); !res.Pulled {
-				t.Fatalf("pull failed during the outage: %s", res.Message)
+				t.Fatalf("pull failed during the outage (token expires %s, now %s): %s\nhelper log tail:\n%s", exp, time.Now(), res.Message, tail(r.logs.String(), 4000))
 			}
-			if p, _ := passwordOf("rot", name); p != pw {
-				t.Fatal("Secret changed during the outage")
+			if p, e := passwordOf("rot", name); p != pw {
+				t.Fatalf("Secret changed during the outage (old expiry %s, new %s)\nhelper log tail:\n%s", exp, e, tail(r.logs.String(), 4000))
 			}
 		}
 		emu.ClearFaults()
 		if time.Now().After(exp) {
 			t.Fatalf("outage outlived the token (%s)", exp)
 		}
+		t.Logf("outage of 25 s with the token valid until %s: all pulls succeeded, Secret unchanged", exp.Format(time.RFC3339))
 		poll(t, 60*time.Second, "renewal after the outage", func() error {
 			if p, _ := passwordOf("rot", name); p == pw {
 				return fmt.Errorf("not renewed yet")
