@@ -16,9 +16,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -406,11 +408,7 @@ func canonicalResource(path string, params url.Values) string {
 	if len(params) == 0 {
 		return path
 	}
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(params))
 	items := make([]string, 0, len(keys))
 	for _, k := range keys {
 		for _, v := range params[k] {

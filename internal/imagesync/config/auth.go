@@ -7,10 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -153,11 +154,7 @@ func ParseAuth(data []byte, f Format, expandEnv bool) (AuthFile, error) {
 	if err := decode(data, f, &raw); err != nil {
 		return nil, fmt.Errorf("auth file: %w", err)
 	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(raw))
 	for _, k := range keys {
 		if strings.TrimSpace(k) == "" {
 			return nil, errors.New("auth file: empty registry key")

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -45,11 +46,7 @@ func ParseImages(data []byte, f Format) ([]Entry, error) {
 }
 
 func entriesFromMap(raw map[string]json.RawMessage) ([]Entry, error) {
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(raw))
 	var out []Entry
 	for _, k := range keys {
 		es, err := parseValue(k, raw[k])

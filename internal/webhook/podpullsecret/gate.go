@@ -3,8 +3,8 @@ package podpullsecret
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -176,11 +176,7 @@ func (r *GateReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	outcome := "ready"
 	if len(problems) > 0 {
 		outcome = "refused"
-		keys := make([]string, 0, len(problems))
-		for k := range problems {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(problems))
 		var parts []string
 		for _, k := range keys {
 			parts = append(parts, fmt.Sprintf("%s refused or failed on %s", k, strings.Join(problems[k], ",")))
