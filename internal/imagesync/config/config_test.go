@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -217,7 +218,7 @@ func TestParseRule(t *testing.T) {
 				got = append(got, p.SrcID+">"+p.DstID)
 			}
 			// all-tags pairs come sorted; compare as sets
-			if strings.Join(sortStrings(got), " ") != strings.Join(sortStrings(strings.Fields(tc.want)), " ") {
+			if strings.Join(slices.Sorted(slices.Values(got)), " ") != strings.Join(slices.Sorted(slices.Values(strings.Fields(tc.want))), " ") {
 				t.Errorf("pairs = %v, want %s", got, tc.want)
 			}
 		})
@@ -226,18 +227,6 @@ func TestParseRule(t *testing.T) {
 	if r.Src.Name() != "index.docker.io/library/nginx" || r.Dst.Name() != "d.io/mirror/app" {
 		t.Errorf("names: %s -> %s", r.Src.Name(), r.Dst.Name())
 	}
-}
-
-func sortStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestFilters(t *testing.T) {
