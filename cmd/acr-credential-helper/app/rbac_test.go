@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -31,9 +33,9 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
-// renderChartRBAC renders charts/ferry/templates/rbac.yaml with the few template functions it
-// uses (a stand-in for `helm template`, which the test rig does not have).
-func renderChartRBAC(t *testing.T, releaseNS string) []client.Object {
+// renderChart renders one template of charts/ferry with values (a stand-in for `helm template`,
+// which the test rig does not have), implementing the few template functions the chart uses.
+func renderChart(t *testing.T, file, releaseNS string, values map[string]any) string {
 	t.Helper()
 	root := tools.ModuleRoot()
 	var tpl *template.Template
@@ -49,10 +51,20 @@ func renderChartRBAC(t *testing.T, releaseNS string) []client.Object {
 		},
 		"trunc":      func(n int, s string) string { return s[:min(n, len(s))] },
 		"trimSuffix": func(suf, s string) string { return strings.TrimSuffix(s, suf) },
-		"quote":      func(s string) string { return strconv.Quote(s) },
+		"quote":      func(v any) string { return strconv.Quote(fmt.Sprint(v)) },
+		"default": func(def, v any) any {
+			if v == nil || v == "" {
+				return def
+			}
+			return v
+		},
+		"toYaml": func(v any) (string, error) {
+			b, err := yaml.Marshal(v)
+			return strings.TrimSuffix(string(b), "\n"), err
+		},
 	}
 	tpl = template.New("chart").Funcs(funcs)
-	for _, f := range []string{"_helpers.tpl", "rbac.yaml"} {
+	for _, f := range []string{"_helpers.tpl", file} {
 		b, err := os.ReadFile(filepath.Join(root, "charts/ferry/templates", f))
 		if err != nil {
 			t.Fatal(err)
@@ -64,14 +76,35 @@ func renderChartRBAC(t *testing.T, releaseNS string) []client.Object {
 	data := map[string]any{
 		"Release": map[string]any{"Name": "ferry", "Namespace": releaseNS},
 		"Chart":   map[string]any{"Name": "ferry", "Version": "0.1.0", "AppVersion": "0.1.0"},
-		"Values":  map[string]any{"webhook": map[string]any{"enabled": true}},
+		"Values":  values,
 	}
 	var out bytes.Buffer
-	if err := tpl.ExecuteTemplate(&out, "rbac.yaml", data); err != nil {
-		t.Fatalf("render rbac.yaml: %v", err)
+	if err := tpl.ExecuteTemplate(&out, file, data); err != nil {
+		t.Fatalf("render %s: %v", file, err)
 	}
+	return out.String()
+}
+
+// chartValues reads charts/ferry/values.yaml.
+func chartValues(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(tools.ModuleRoot(), "charts/ferry/values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatalf("values.yaml: %v", err)
+	}
+	return v
+}
+
+// renderChartRBAC renders charts/ferry/templates/rbac.yaml into objects.
+func renderChartRBAC(t *testing.T, releaseNS string) []client.Object {
+	t.Helper()
+	out := renderChart(t, "rbac.yaml", releaseNS, chartValues(t))
 	var objs []client.Object
-	for _, doc := range strings.Split(out.String(), "\n---") {
+	for _, doc := range strings.Split(out, "\n---") {
 		var meta metav1.TypeMeta
 		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil || meta.Kind == "" {
 			continue
@@ -95,6 +128,52 @@ func renderChartRBAC(t *testing.T, releaseNS string) []client.Object {
 		objs = append(objs, o)
 	}
 	return objs
+}
+
+// TestChartDeploymentArgs renders the Deployment with the default values and with every option
+// switched on, and runs the binary's command-line parsing and validation on its arguments.
+func TestChartDeploymentArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(v map[string]any)
+		want []string
+	}{
+		{name: "defaults", set: func(map[string]any) {}, want: []string{"--leader-elect=true", "--webhook-port=9443"}},
+		{name: "everything on", set: func(v map[string]any) {
+			v["rrsa"].(map[string]any)["enabled"] = true
+			v["webhook"].(map[string]any)["certManager"].(map[string]any)["enabled"] = true
+			c := v["cloud"].(map[string]any)
+			c["crEndpoint"], c["stsEndpoint"], c["metadataEndpoint"], c["caConfigMap"], c["vpc"] = "https://cr.example:443", "sts.example:443", "http://169.254.0.1", "cloud-ca", true
+		}, want: []string{"--cert-manager=ferry-system/ferry-acr-credential-helper-webhook", "--rrsa-token-file=/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token", "--vpc=true"}},
+		{name: "webhook off", set: func(v map[string]any) { v["webhook"].(map[string]any)["enabled"] = false }, want: []string{"--webhook-port=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			values := chartValues(t)
+			tt.set(values)
+			var d appsv1.Deployment
+			if err := yaml.UnmarshalStrict([]byte(renderChart(t, "deployment.yaml", "ferry-system", values)), &d); err != nil {
+				t.Fatalf("rendered Deployment: %v", err)
+			}
+			if *d.Spec.Replicas != 2 {
+				t.Errorf("replicas %d, want 2", *d.Spec.Replicas)
+			}
+			args := d.Spec.Template.Spec.Containers[0].Args
+			for _, w := range tt.want {
+				if !slices.Contains(args, w) {
+					t.Errorf("args %v lack %s", args, w)
+				}
+			}
+			var got *Options
+			cmd := NewCommand(func(_ context.Context, o *Options) error { got = o; return nil }, args)
+			if err := cmd.ExecuteContext(t.Context()); err != nil {
+				t.Fatalf("the binary rejects the chart's arguments %v: %v", args, err)
+			}
+			if got.Namespace == "" || got.Region != "cn-hangzhou" {
+				t.Errorf("options %+v", got)
+			}
+		})
+	}
 }
 
 // TestChartRBACSuffices runs the helper as the chart's ServiceAccount with only the chart's RBAC:
