@@ -147,13 +147,9 @@ func (e *configError) Unwrap() error { return e.err }
 func loadConfig(f *flags, log *logcompat.Logger) (config.AuthFile, []config.Entry, error) {
 	if f.config != "" {
 		log.Warnf("--config is deprecated, use --auth and --images")
-		format, err := config.FormatFromPath(f.config)
+		data, format, err := readConfigFile(f.config, "config")
 		if err != nil {
 			return nil, nil, err
-		}
-		data, err := os.ReadFile(f.config)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read config file: %w", err)
 		}
 		l, err := config.ParseLegacy(data, format)
 		if err != nil {
@@ -168,31 +164,37 @@ func loadConfig(f *flags, log *logcompat.Logger) (config.AuthFile, []config.Entr
 	if f.auth == "" {
 		log.Warnf("[Warning] No authentication information found because neither config.json nor auth.json provided, image-syncer may not work fine.")
 	} else {
-		format, err := config.FormatFromPath(f.auth)
+		data, format, err := readConfigFile(f.auth, "auth")
 		if err != nil {
 			return nil, nil, err
-		}
-		data, err := os.ReadFile(f.auth)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read auth file: %w", err)
 		}
 		if af, err = config.ParseAuth(data, format, true); err != nil {
 			return nil, nil, err
 		}
 	}
-	format, err := config.FormatFromPath(f.images)
+	data, format, err := readConfigFile(f.images, "images")
 	if err != nil {
 		return nil, nil, err
-	}
-	data, err := os.ReadFile(f.images)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read images file: %w", err)
 	}
 	entries, err := config.ParseImages(data, format)
 	if err != nil {
 		return nil, nil, err
 	}
 	return af, entries, nil
+}
+
+// readConfigFile reads a --config, --auth or --images file (what names it in
+// errors) and picks its format from the file extension.
+func readConfigFile(path, what string) ([]byte, config.Format, error) {
+	format, err := config.FormatFromPath(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s file: %w", what, err)
+	}
+	return data, format, nil
 }
 
 func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
