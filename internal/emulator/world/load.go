@@ -83,6 +83,16 @@ func (w *World) validate() ErrorList {
 	personalNS := map[string]Path{}
 	instIDs := map[string]bool{}
 	instNames := map[string]bool{}
+	// checkRAMName checks the name of a user, role or OIDC provider at p and
+	// that its key (the name, or the name lower-cased for roles) is not in seen.
+	checkRAMName := func(p Path, name, key string, seen map[string]bool) {
+		if !ramNameRE.MatchString(name) {
+			errs = append(errs, Invalid(p.Child("name"), name, "must be 1-64 letters, digits, '.', '_', '-' or '@'"))
+		} else if seen[key] {
+			errs = append(errs, Invalid(p.Child("name"), name, "is a duplicate"))
+		}
+		seen[key] = true
+	}
 	checkAK := func(p Path, k *AccessKey) {
 		if !akIDRE.MatchString(k.ID) {
 			errs = append(errs, Invalid(p.Child("id"), k.ID, "must be 8-64 letters or digits"))
@@ -145,12 +155,7 @@ func (w *World) validate() ErrorList {
 				continue
 			}
 			u.account = a
-			if !ramNameRE.MatchString(u.Name) {
-				errs = append(errs, Invalid(up.Child("name"), u.Name, "must be 1-64 letters, digits, '.', '_', '-' or '@'"))
-			} else if userNames[u.Name] {
-				errs = append(errs, Invalid(up.Child("name"), u.Name, "is a duplicate"))
-			}
-			userNames[u.Name] = true
+			checkRAMName(up, u.Name, u.Name, userNames)
 			for ki := range u.AccessKeys {
 				checkAK(up.Index("accessKeys", ki), &u.AccessKeys[ki])
 			}
@@ -164,12 +169,7 @@ func (w *World) validate() ErrorList {
 				continue
 			}
 			r.account = a
-			if !ramNameRE.MatchString(r.Name) {
-				errs = append(errs, Invalid(rp.Child("name"), r.Name, "must be 1-64 letters, digits, '.', '_', '-' or '@'"))
-			} else if roleNames[strings.ToLower(r.Name)] {
-				errs = append(errs, Invalid(rp.Child("name"), r.Name, "is a duplicate"))
-			}
-			roleNames[strings.ToLower(r.Name)] = true
+			checkRAMName(rp, r.Name, strings.ToLower(r.Name), roleNames)
 			if r.MaxSessionDuration == 0 {
 				r.MaxSessionDuration = DefaultMaxSessionDuration
 			} else if r.MaxSessionDuration < MinMaxSessionDuration || r.MaxSessionDuration > MaxMaxSessionDuration {
@@ -187,12 +187,7 @@ func (w *World) validate() ErrorList {
 				continue
 			}
 			o.account = a
-			if !ramNameRE.MatchString(o.Name) {
-				errs = append(errs, Invalid(op.Child("name"), o.Name, "must be 1-64 letters, digits, '.', '_', '-' or '@'"))
-			} else if provNames[o.Name] {
-				errs = append(errs, Invalid(op.Child("name"), o.Name, "is a duplicate"))
-			}
-			provNames[o.Name] = true
+			checkRAMName(op, o.Name, o.Name, provNames)
 			if !strings.HasPrefix(o.IssuerURL, "https://") && !strings.HasPrefix(o.IssuerURL, "http://") {
 				errs = append(errs, Invalid(op.Child("issuerURL"), o.IssuerURL, "must be an http(s) URL"))
 			}
