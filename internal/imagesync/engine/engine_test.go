@@ -103,29 +103,21 @@ func newEngine(t *testing.T, base http.RoundTripper, o Options) (*Engine, *count
 	return e, c
 }
 
-func push(t *testing.T, ref string, img v1.Image) v1.Hash {
+// push writes an image or an index (with everything it references) to ref
+// over plain HTTP and returns its digest.
+func push(t *testing.T, ref string, obj interface {
+	remote.Taggable
+	Digest() (v1.Hash, error)
+}) v1.Hash {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(r, img, remote.WithContext(t.Context())); err != nil {
+	if err := remote.Push(r, obj, remote.WithContext(t.Context())); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
-	d, _ := img.Digest()
-	return d
-}
-
-func pushIndex(t *testing.T, ref string, idx v1.ImageIndex) v1.Hash {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx, remote.WithContext(t.Context())); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, _ := idx.Digest()
+	d, _ := obj.Digest()
 	return d
 }
 
@@ -165,9 +157,9 @@ func corpus(t *testing.T) *fixture {
 		img := testimage.Image(t, base, 2048+int64(100+i), types.DockerManifestSchema2, v1.Platform{OS: "linux", Architecture: "amd64"})
 		f.digests["proj/app:"+tag] = push(t, f.src.Addr+"/proj/app:"+tag, img)
 	}
-	f.digests["proj/list:1"] = pushIndex(t, f.src.Addr+"/proj/list:1", testimage.Index(t, base, 2048, types.DockerManifestList, types.DockerManifestSchema2, multiArch...))
+	f.digests["proj/list:1"] = push(t, f.src.Addr+"/proj/list:1", testimage.Index(t, base, 2048, types.DockerManifestList, types.DockerManifestSchema2, multiArch...))
 	oci := testimage.Index(t, base, 2048, types.OCIImageIndex, types.OCIManifestSchema1, multiArch...)
-	f.digests["proj/oci:1"] = pushIndex(t, f.src.Addr+"/proj/oci:1", oci)
+	f.digests["proj/oci:1"] = push(t, f.src.Addr+"/proj/oci:1", oci)
 	// A hand-written index: same children as proj/oci:1, unusual formatting, unknown field.
 	im, _ := oci.IndexManifest()
 	var b strings.Builder
