@@ -17,27 +17,14 @@ import (
 
 	"github.com/ferrypull/ferry/internal/cloudcred"
 	"github.com/ferrypull/ferry/internal/redact"
+	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 )
-
-// fakeClock is a manually advanced clock: the cache's refresh decisions depend on time,
-// and tests must not sleep.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // scriptedMinter is a FAKE minter used only for the cache's timing and failure logic
 // (token lifetimes on a fake clock, injected failures, a call held open); the real
 // SDK-to-emulator path is tested in emulator_test.go.
 type scriptedMinter struct {
-	clock   *fakeClock
+	clock   *fakeclock.Clock
 	life    time.Duration
 	fail    atomic.Bool
 	hold    chan struct{} // if non-nil, AuthorizationToken waits for it
@@ -85,8 +72,8 @@ func testIdentity(t *testing.T, akID string) *cloudcred.Identity {
 	return id
 }
 
-func newTestCache(life time.Duration) (*Cache, *scriptedMinter, *fakeClock) {
-	clk := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+func newTestCache(life time.Duration) (*Cache, *scriptedMinter, *fakeclock.Clock) {
+	clk := fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	m := &scriptedMinter{clock: clk, life: life}
 	c := NewCache(m, CacheOptions{Now: clk.Now, Rand: func() float64 { return 1 }, JitterFraction: 0.1, BackoffBase: time.Second, BackoffMax: 8 * time.Second})
 	return c, m, clk
@@ -319,7 +306,7 @@ func TestCallerCancellation(t *testing.T) {
 
 func TestNoSecretInCacheLogs(t *testing.T) {
 	var buf bytes.Buffer
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	m := &scriptedMinter{clock: clk, life: time.Minute}
 	c := NewCache(m, CacheOptions{Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	id := testIdentity(t, "LTAIlog")
@@ -370,7 +357,7 @@ func TestPrune(t *testing.T) {
 }
 
 func TestBackoffCappedByRemainingLife(t *testing.T) {
-	clk := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	m := &scriptedMinter{clock: clk, life: 60 * time.Second}
 	c := NewCache(m, CacheOptions{Now: clk.Now, Rand: func() float64 { return 1 }, BackoffBase: time.Second, BackoffMax: 5 * time.Minute})
 	id := testIdentity(t, "LTAIcap")
@@ -403,7 +390,7 @@ func TestBackoffCappedByRemainingLife(t *testing.T) {
 
 // BenchmarkCacheHit is the cost of serving a cached token (every namespace reconcile).
 func BenchmarkCacheHit(b *testing.B) {
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	c := NewCache(&scriptedMinter{clock: clk, life: time.Hour}, CacheOptions{Now: clk.Now})
 	r, _ := cloudcred.NewResolver(cloudcred.Options{})
 	id, _ := r.Resolve(b.Context(), cloudcred.Request{AddonAccessKey: &cloudcred.AccessKey{ID: "LTAIbench", Secret: "s"}})

@@ -20,6 +20,7 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
+	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 )
 
 // These tests drive the official SDKs (cr-20181201, darabonba CallApi, sts-20150401)
@@ -272,7 +273,7 @@ func TestEmulatorCrossAccountAssumeRole(t *testing.T) {
 }
 
 func TestEmulatorCacheSingleFlightAndRotation(t *testing.T) {
-	clk := &fakeClock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	e := startEmu(t, emulatorenv.Options{TokenTTL: 60 * time.Second, Now: clk.Now}, clk.Now)
 	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
 	id := akIdentity(t, e.resolver, puller, "")

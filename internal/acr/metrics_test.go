@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
+	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 )
 
 func TestPrometheusMetrics(t *testing.T) {
@@ -17,7 +18,7 @@ func TestPrometheusMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clk := fakeclock.New(time.Unix(1_800_000_000, 0))
 	fake := &scriptedMinter{clock: clk, life: time.Hour}
 	c := NewCache(fake, CacheOptions{Metrics: m, Now: clk.Now})
 	id := testIdentity(t, "LTAIm")

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,28 +24,16 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
-
-// clock is an advanceable clock for the ram service.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type fixture struct {
 	logs    logbuf.Buffer
 	secrets []string
 	w       *world.World
 	svc     *ram.Service
-	clock   *clock
+	clock   *fakeclock.Clock
 	front   *registry.Front
 	srv     *httptest.Server
 	port    string
@@ -67,7 +54,7 @@ func newFixture(t testing.TB, dataDir string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{w: w, clock: &clock{t: time.Now()}, dir: dataDir}
+	f := &fixture{w: w, clock: fakeclock.New(time.Now()), dir: dataDir}
 	f.svc = ram.New(w, ram.WithClock(f.clock.Now))
 	f.start(t)
 	return f
