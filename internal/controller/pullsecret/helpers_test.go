@@ -145,6 +145,11 @@ type harness struct {
 
 // startHarness starts a real apiserver and the two reconcilers in a manager, with logs captured.
 func startHarness(t *testing.T, tokens *testTokens) *harness {
+	return startHarnessWith(t, tokens, testLoader)
+}
+
+// startHarnessWith is startHarness with a chosen Loader.
+func startHarnessWith(t *testing.T, tokens *testTokens, load Loader) *harness {
 	t.Helper()
 	env := kubeenv.Start(t)
 	logs := &syncBuffer{}
@@ -162,7 +167,7 @@ func startHarness(t *testing.T, tokens *testTokens) *harness {
 	}
 	store := &Store{}
 	rec := mgr.GetEventRecorder("acr-credential-helper")
-	if err := (&ConfigReconciler{Client: mgr.GetClient(), Store: store, Load: testLoader, Recorder: rec}).SetupWithManager(mgr); err != nil {
+	if err := (&ConfigReconciler{Client: mgr.GetClient(), Store: store, Load: load, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	if err := (&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: store, Tokens: tokens, Recorder: rec}).SetupWithManager(mgr); err != nil {
