@@ -26,17 +26,6 @@ import (
 // These tests drive the official SDKs (cr-20181201, darabonba CallApi, sts-20150401)
 // against a real acr-emulator.
 
-func user(t *testing.T, env *emulatorenv.Env, uid, name string) emulator.InfoUser {
-	t.Helper()
-	for _, u := range env.Account(t, uid).Users {
-		if u.Name == name {
-			return u
-		}
-	}
-	t.Fatalf("no user %s in account %s", name, uid)
-	return emulator.InfoUser{}
-}
-
 func akIdentity(t *testing.T, r *cloudcred.Resolver, u emulator.InfoUser, assume string) *cloudcred.Identity {
 	t.Helper()
 	id, err := r.Resolve(t.Context(), cloudcred.Request{
@@ -110,7 +99,7 @@ func hostOf(image string) string { return strings.SplitN(image, "/", 2)[0] }
 
 func TestEmulatorEnterpriseTokenAndDomains(t *testing.T) {
 	e := startEmu(t, emulatorenv.Options{}, nil)
-	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	puller := e.env.User(t, world.DemoAccountA, "acr-puller")
 	id := akIdentity(t, e.resolver, puller, "")
 	info := e.env.Instance(t, world.DemoInstanceAHangzhou)
 	inst := Instance{ID: info.InstanceID, Region: info.RegionID}
@@ -165,7 +154,7 @@ func TestEmulatorEnterpriseTokenAndDomains(t *testing.T) {
 
 func TestEmulatorPersonalToken(t *testing.T) {
 	e := startEmu(t, emulatorenv.Options{}, nil)
-	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	puller := e.env.User(t, world.DemoAccountA, "acr-puller")
 	id := akIdentity(t, e.resolver, puller, "")
 	tok, err := e.client.AuthorizationToken(t.Context(), id.Credential(), Instance{Region: "cn-hangzhou"})
 	if err != nil {
@@ -184,7 +173,7 @@ func TestEmulatorPersonalToken(t *testing.T) {
 		t.Fatalf("Personal Edition token does not pull %s: %v", personal.Image, err)
 	}
 	// a RAM user that never set a registry password gets USER_NOT_EXIST (lower-case JSON)
-	deployer := user(t, e.env, world.DemoAccountA, "deployer")
+	deployer := e.env.User(t, world.DemoAccountA, "deployer")
 	_, err = e.client.AuthorizationToken(t.Context(), akIdentity(t, e.resolver, deployer, "").Credential(), Instance{Region: "cn-hangzhou"})
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Code != "USER_NOT_EXIST" || ae.HTTPStatus != http.StatusNotFound {
@@ -207,7 +196,7 @@ func TestEmulatorPersonalTwoRegions(t *testing.T) {
 			}
 		}
 	}}, nil)
-	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	puller := e.env.User(t, world.DemoAccountA, "acr-puller")
 	id := akIdentity(t, e.resolver, puller, "")
 	cache := NewCache(e.client, CacheOptions{})
 	for _, region := range []string{"cn-beijing", "cn-hangzhou"} {
@@ -235,7 +224,7 @@ func TestEmulatorPersonalTwoRegions(t *testing.T) {
 		t.Errorf("stats = %+v, want 2 token calls and no domain calls", s)
 	}
 	// an account without a Personal Edition registry in the region
-	adminB := user(t, e.env, world.DemoAccountB, "admin")
+	adminB := e.env.User(t, world.DemoAccountB, "admin")
 	_, err := cache.Token(t.Context(), akIdentity(t, e.resolver, adminB, ""), Instance{Region: "cn-beijing"}, 15*time.Minute)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Code != "USER_NOT_EXIST" {
@@ -245,7 +234,7 @@ func TestEmulatorPersonalTwoRegions(t *testing.T) {
 
 func TestEmulatorCrossAccountAssumeRole(t *testing.T) {
 	e := startEmu(t, emulatorenv.Options{}, nil)
-	deployer := user(t, e.env, world.DemoAccountA, "deployer")
+	deployer := e.env.User(t, world.DemoAccountA, "deployer")
 	pullRole := "acs:ram::" + world.DemoAccountB + ":role/" + world.DemoPullRole
 	id := akIdentity(t, e.resolver, deployer, pullRole)
 	if !strings.Contains(id.Key(), "assumeRole:"+pullRole) || strings.Contains(id.Key(), deployer.AccessKeySecret) {
@@ -275,7 +264,7 @@ func TestEmulatorCrossAccountAssumeRole(t *testing.T) {
 func TestEmulatorCacheSingleFlightAndRotation(t *testing.T) {
 	clk := fakeclock.New(time.Now())
 	e := startEmu(t, emulatorenv.Options{TokenTTL: 60 * time.Second, Now: clk.Now}, clk.Now)
-	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	puller := e.env.User(t, world.DemoAccountA, "acr-puller")
 	id := akIdentity(t, e.resolver, puller, "")
 	info := e.env.Instance(t, world.DemoInstanceAHangzhou)
 	inst := Instance{ID: info.InstanceID, Region: info.RegionID}
@@ -362,7 +351,7 @@ func assertNoSecrets(t *testing.T, e *emu, extra string, secrets ...string) {
 
 func TestEmulatorBadCredentialsNoSecretInError(t *testing.T) {
 	e := startEmu(t, emulatorenv.Options{}, nil)
-	puller := user(t, e.env, world.DemoAccountA, "acr-puller")
+	puller := e.env.User(t, world.DemoAccountA, "acr-puller")
 	wrong := emulator.InfoUser{AccessKeyID: puller.AccessKeyID, AccessKeySecret: "WrongSecretValue-123456"}
 	info := e.env.Instance(t, world.DemoInstanceAHangzhou)
 	inst := Instance{ID: info.InstanceID, Region: info.RegionID}

@@ -24,7 +24,6 @@ import (
 	"github.com/ferrypull/ferry/internal/acr"
 	"github.com/ferrypull/ferry/internal/acrconfig"
 	"github.com/ferrypull/ferry/internal/cloudcred"
-	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/imds"
 	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/redact"
@@ -128,17 +127,6 @@ func (r *rig) callerARN(t *testing.T, id *cloudcred.Identity) (string, error) {
 	return dara.StringValue(res.Body.Arn), nil
 }
 
-func (r *rig) user(t *testing.T, uid, name string) emulator.InfoUser {
-	t.Helper()
-	for _, u := range r.env.Account(t, uid).Users {
-		if u.Name == name {
-			return u
-		}
-	}
-	t.Fatalf("no user %s", name)
-	return emulator.InfoUser{}
-}
-
 func (r *rig) token(t *testing.T, id *cloudcred.Identity, instanceID string) (acr.Token, error) {
 	t.Helper()
 	hc, err := cloudcred.NewHTTPClient(r.env.Info.CAFile)
@@ -162,9 +150,9 @@ var (
 func TestEmulatorIdentities(t *testing.T) {
 	r := startRig(t)
 	r.writeToken(t, world.DemoRRSASA, "sts.aliyuncs.com")
-	puller := r.user(t, world.DemoAccountA, "acr-puller")
-	deployer := r.user(t, world.DemoAccountA, "deployer")
-	adminB := r.user(t, world.DemoAccountB, "admin")
+	puller := r.env.User(t, world.DemoAccountA, "acr-puller")
+	deployer := r.env.User(t, world.DemoAccountA, "deployer")
+	adminB := r.env.User(t, world.DemoAccountB, "admin")
 
 	tests := []struct {
 		name      string

@@ -33,24 +33,13 @@ func crClient(t *testing.T, env *emulatorenv.Env, user emulator.InfoUser) *cr.Cl
 	return c
 }
 
-func infoUser(t *testing.T, env *emulatorenv.Env, uid, name string) emulator.InfoUser {
-	t.Helper()
-	for _, u := range env.Account(t, uid).Users {
-		if u.Name == name {
-			return u
-		}
-	}
-	t.Fatalf("no user %s in %s", name, uid)
-	return emulator.InfoUser{}
-}
-
 // TestSDKTokenThenRegistry takes the whole path a credential helper takes:
 // the official cr-20181201 SDK mints TempUsername + AuthorizationToken,
 // go-containerregistry pulls with them and is refused a push; ListRepoTag
 // reports what the registry stores; the fault switch takes the token API down.
 func TestSDKTokenThenRegistry(t *testing.T) {
 	env := emulatorenv.Start(t, emulatorenv.Options{})
-	puller := infoUser(t, env, world.DemoAccountA, "acr-puller")
+	puller := env.User(t, world.DemoAccountA, "acr-puller")
 	c := crClient(t, env, puller)
 	res, err := c.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)})
 	if err != nil {
@@ -90,7 +79,7 @@ func TestSDKTokenThenRegistry(t *testing.T) {
 		t.Fatalf("ListInstanceEndpoint domains %v, info domains %v", domains, hz.Domains)
 	}
 
-	admin := crClient(t, env, infoUser(t, env, world.DemoAccountA, "admin"))
+	admin := crClient(t, env, env.User(t, world.DemoAccountA, "admin"))
 	repos, err := admin.ListRepository(&cr.ListRepositoryRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou), RepoNamespaceName: tea.String("apps")})
 	if err != nil {
 		t.Fatalf("ListRepository: %v", err)

@@ -30,13 +30,7 @@ func TestInternetWhitelist(t *testing.T) {
 	if len(hz.Whitelist) != 1 || hz.Whitelist[0] != "127.0.0.2/32" {
 		t.Fatalf("info whitelist = %v", hz.Whitelist)
 	}
-	var pw string
-	for _, u := range env.Account(t, world.DemoAccountA).Users {
-		if u.Name == "acr-puller" {
-			pw = u.Password
-		}
-	}
-	auth := &authn.Basic{Username: "acr-puller", Password: pw}
+	auth := &authn.Basic{Username: "acr-puller", Password: env.User(t, world.DemoAccountA, "acr-puller").Password}
 	tests := []struct {
 		name       string
 		domain     string // an advertised domain (hz.Domains[0] internet, [1] VPC)

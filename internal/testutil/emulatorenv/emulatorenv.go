@@ -195,6 +195,18 @@ func (e *Env) Account(t testing.TB, uid string) emulator.InfoAccount {
 	return emulator.InfoAccount{}
 }
 
+// User returns the info of the user name in account uid.
+func (e *Env) User(t testing.TB, uid, name string) emulator.InfoUser {
+	t.Helper()
+	for _, u := range e.Account(t, uid).Users {
+		if u.Name == name {
+			return u
+		}
+	}
+	t.Fatalf("emulatorenv: no user %s in account %s", name, uid)
+	return emulator.InfoUser{}
+}
+
 // Fault makes an OpenAPI action (e.g. "GetAuthorizationToken", "/tokens",
 // emulator.RegistryTokenAction, or "*") answer status until ClearFaults.
 // It is the emulator's fault switch: no real component can make the token

@@ -130,15 +130,8 @@ func TestInstanceAnnotationRealPullFromEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var admin *cloudcred.AccessKey
-	for _, u := range emu.Account(t, world.DemoAccountA).Users {
-		if u.Name == "admin" {
-			admin = &cloudcred.AccessKey{ID: u.AccessKeyID, Secret: redact.Secret(u.AccessKeySecret)}
-		}
-	}
-	if admin == nil {
-		t.Fatal("no admin user in account A")
-	}
+	adminUser := emu.User(t, world.DemoAccountA, "admin")
+	admin := &cloudcred.AccessKey{ID: adminUser.AccessKeyID, Secret: redact.Secret(adminUser.AccessKeySecret)}
 	ctx, c := t.Context(), kube.Client
 	namespace(t, c, "app")
 	StartWebhook(t, kube, Options{FailurePolicy: Fail, Recorder: newAPIRecorder(t, kube),
