@@ -1,7 +1,6 @@
 package acr
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // These tests drive the official SDKs (cr-20181201, darabonba CallApi, sts-20150401)
@@ -42,7 +42,7 @@ type emu struct {
 	env      *emulatorenv.Env
 	client   *Client
 	resolver *cloudcred.Resolver
-	logs     *bytes.Buffer
+	logs     *logbuf.Buffer
 	logger   *slog.Logger
 }
 
@@ -60,8 +60,8 @@ func startEmu(t *testing.T, opts emulatorenv.Options, now func() time.Time) *emu
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &logbuf.Buffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := cloudcred.NewResolver(cloudcred.Options{
 		Region: "cn-hangzhou", STSEndpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc,
 		MetadataProxy: env.Info.MetadataProxy, Logger: logger, Now: now,
@@ -69,18 +69,7 @@ func startEmu(t *testing.T, opts emulatorenv.Options, now func() time.Time) *emu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &emu{env: env, client: c, resolver: r, logs: &logs, logger: logger}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return &emu{env: env, client: c, resolver: r, logs: logs, logger: logger}
 }
 
 // pullable proves a token is accepted by the emulator's registry (HEAD of a seeded image).

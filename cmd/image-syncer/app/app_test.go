@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -303,17 +302,6 @@ func TestBinaryExitCode(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "image-syncer") {
 		t.Errorf("--version: %q %v", out, err)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
 }
 
 // TestNamespaceRuleAndFilters copies a whole namespace found through the catalog API, and a

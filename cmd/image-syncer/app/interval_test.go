@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // TestIntervalModeAndMetrics runs interval mode against real registries: the first run copies,
@@ -25,8 +26,7 @@ func TestIntervalModeAndMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	runs := make(chan error, 1000)
-	var out bytes.Buffer
-	cmd := NewCommand(Options{Stdout: io.Discard, Stderr: &syncBuf{b: &out}, MetricsListener: ln, OnRun: func(err error) { runs <- err }})
+	cmd := NewCommand(Options{Stdout: io.Discard, Stderr: &logbuf.Buffer{}, MetricsListener: ln, OnRun: func(err error) { runs <- err }})
 	cmd.SetArgs([]string{"--auth", auth, "--images", images, "--interval", "1ms", "--progress", "none"})
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
