@@ -107,8 +107,6 @@ func TestImportDirection(t *testing.T) {
 				why = "nothing imports cmd/ (except cmd/<bin> importing its own cmd/<bin>/app)"
 			case under(imp, "internal/testutil") && !under(p.ImportPath, "internal/testutil"):
 				why = "internal/testutil is for _test.go files only"
-			case under(imp, "internal/deps"):
-				why = "internal/deps only pins modules"
 			case anyUnder(p.ImportPath, shared...) && anyUnder(imp, features...):
 				why = "shared packages must not import feature packages"
 			case under(p.ImportPath, "api") && !isStd(imp) && !strings.HasPrefix(imp, "k8s.io/apimachinery/") && !under(imp, "api"):
@@ -118,7 +116,7 @@ func TestImportDirection(t *testing.T) {
 				why = "dockercfg and redact are stdlib-only leaves"
 			case under(p.ImportPath, "internal/emulator") && hasPrefixAny(imp, kubernetes) && imp != "sigs.k8s.io/yaml":
 				why = "the emulator imports no Kubernetes (sigs.k8s.io/yaml, a YAML library, is fine)"
-			case hasPrefixAny(imp, alibabaSDKs) && !anyUnder(p.ImportPath, "internal/acr", "internal/cloudcred", "internal/deps"):
+			case hasPrefixAny(imp, alibabaSDKs) && !anyUnder(p.ImportPath, "internal/acr", "internal/cloudcred"):
 				why = "only internal/acr and internal/cloudcred import the Alibaba SDKs (the emulator uses them in tests only)"
 			}
 			if why != "" {
