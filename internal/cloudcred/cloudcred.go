@@ -170,8 +170,11 @@ type Request struct {
 	AddonAccessKey *AccessKey
 	TokenMode      acrconfig.TokenMode
 	// AssumeRoleARN, if set, is assumed on top of the base identity for ExpireDuration.
-	AssumeRoleARN  string
-	ExpireDuration time.Duration
+	AssumeRoleARN string
+	// AssumeRoleChain are further roles, assumed in order after AssumeRoleARN: each hop calls
+	// AssumeRole with the previous hop's session (ECI's acr-service-arns then acr-user-arns).
+	AssumeRoleChain []string
+	ExpireDuration  time.Duration
 }
 
 // RequestFor builds the request for one configured instance.
@@ -311,15 +314,23 @@ func (r *Resolver) Resolve(ctx context.Context, req Request) (*Identity, error) 
 		return nil, err
 	}
 	id := base
+	d := req.ExpireDuration
+	if d == 0 {
+		d = acrconfig.DefaultExpireDuration
+	}
+	roles := req.AssumeRoleChain
 	if req.AssumeRoleARN != "" {
-		d := req.ExpireDuration
-		if d == 0 {
-			d = acrconfig.DefaultExpireDuration
+		roles = append([]string{req.AssumeRoleARN}, roles...)
+	}
+	for _, arn := range roles {
+		if arn == "" {
+			return nil, fmt.Errorf("%w: empty role ARN in the AssumeRole chain", ErrNoSource)
 		}
-		link := fmt.Sprintf("%s:%s:%ds", KindAssumeRole, req.AssumeRoleARN, int64(d/time.Second))
-		id = r.intern(base.key+">"+link, base.secretsHash(), func() *Identity {
-			p := r.assumeRoleProvider(base.cred, req.AssumeRoleARN, d)
-			return &Identity{kind: base.kind, chain: append(base.Chain(), link),
+		prev := id
+		link := fmt.Sprintf("%s:%s:%ds", KindAssumeRole, arn, int64(d/time.Second))
+		id = r.intern(prev.key+">"+link, prev.secretsHash(), func() *Identity {
+			p := r.assumeRoleProvider(prev.cred, arn, d)
+			return &Identity{kind: prev.kind, chain: append(prev.Chain(), link),
 				cred: credentials.FromCredentialsProvider("ram_role_arn", p)}
 		})
 	}

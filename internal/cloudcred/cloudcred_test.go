@@ -43,6 +43,10 @@ func TestPrecedenceAndKeys(t *testing.T) {
 			KindAddonSecret, "addonSecret:LTAIaddon>assumeRole:acs:ram::2:role/pull:10800s"},
 		{"chain default duration", Request{TokenMode: acrconfig.TokenModeWorkerRole, AssumeRoleARN: "acs:ram::2:role/pull"},
 			KindWorkerRole, "workerRole>assumeRole:acs:ram::2:role/pull:3600s"},
+		{"two-hop chain: AssumeRoleARN then AssumeRoleChain", Request{AddonAccessKey: addon, AssumeRoleARN: "acs:ram::1:role/svc", AssumeRoleChain: []string{"acs:ram::2:role/pull"}},
+			KindAddonSecret, "addonSecret:LTAIaddon>assumeRole:acs:ram::1:role/svc:3600s>assumeRole:acs:ram::2:role/pull:3600s"},
+		{"AssumeRoleChain alone", Request{TokenMode: acrconfig.TokenModeWorkerRole, AssumeRoleChain: []string{"acs:ram::1:role/svc", "acs:ram::2:role/pull"}},
+			KindWorkerRole, "workerRole>assumeRole:acs:ram::1:role/svc:3600s>assumeRole:acs:ram::2:role/pull:3600s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,6 +67,9 @@ func TestPrecedenceAndKeys(t *testing.T) {
 	b, _ := r.Resolve(t.Context(), Request{AddonAccessKey: &AccessKey{ID: "LTAIaddon", Secret: "rotated-secret"}})
 	if a == b || a.Key() != b.Key() {
 		t.Error("rotated secret must give a new identity with the same key")
+	}
+	if _, err := r.Resolve(t.Context(), Request{AddonAccessKey: addon, AssumeRoleChain: []string{""}}); !errors.Is(err, ErrNoSource) {
+		t.Errorf("empty ARN in the chain: %v", err)
 	}
 	noManaged, _ := NewResolver(Options{})
 	if _, err := noManaged.Resolve(t.Context(), Request{TokenMode: acrconfig.TokenModeManagedRole}); !errors.Is(err, ErrNoSource) {
