@@ -43,6 +43,12 @@ type ConfigManager struct {
 	CertManager string
 	// Resync defaults to one minute.
 	Resync time.Duration
+	// Extra, if set, returns further webhooks served by the same server (the Pod webhook).
+	// They are in the configuration whenever the helper runs, whatever acr-configuration's
+	// enable says; they get its failure policy and timeout (Ignore and 10 s while no valid
+	// acr-configuration exists). cc carries the CA bundle and the URL (without path) or the
+	// Service (Path nil).
+	Extra func(cc admissionregistrationv1.WebhookClientConfig, failurePolicy string, timeoutSeconds int32) []admissionregistrationv1.MutatingWebhook
 }
 
 var _ manager.LeaderElectionRunnable = (*ConfigManager)(nil)
@@ -82,11 +88,14 @@ func (m *ConfigManager) Sync(ctx context.Context) error {
 		}
 	}
 	enable, failurePolicy, timeout, ok := m.Policy.WebhookSettings()
-	if !ok {
+	if !ok && m.Extra == nil {
 		return nil // idle: no valid configuration yet; leave things as they are
 	}
+	if !ok {
+		failurePolicy, timeout = string(admissionregistrationv1.Ignore), 10
+	}
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: m.Name}}
-	if !enable {
+	if ok && !enable && m.Extra == nil {
 		err := m.Client.Delete(ctx, mwc)
 		if err == nil {
 			log.FromContext(ctx).Info("webhook disabled in acr-configuration; deleted its configuration")
@@ -113,7 +122,21 @@ func (m *ConfigManager) Sync(ctx context.Context) error {
 			}
 			mwc.Annotations[AnnotationInjectCAFrom] = m.CertManager
 		}
-		mwc.Webhooks = []admissionregistrationv1.MutatingWebhook{m.webhook(caBundle, failurePolicy, timeout)}
+		var keep []admissionregistrationv1.MutatingWebhook
+		switch {
+		case ok && enable:
+			keep = append(keep, m.webhook(caBundle, failurePolicy, timeout))
+		case !ok: // idle: the ServiceAccount webhook stays as it is
+			for _, w := range mwc.Webhooks {
+				if w.Name == WebhookName {
+					keep = append(keep, w)
+				}
+			}
+		}
+		if m.Extra != nil {
+			keep = append(keep, m.Extra(m.clientConfig(caBundle), failurePolicy, normalTimeout(timeout))...)
+		}
+		mwc.Webhooks = keep
 		return nil
 	})
 	if err != nil {
@@ -130,16 +153,12 @@ func (m *ConfigManager) webhook(caBundle []byte, failurePolicy string, timeout i
 	if failurePolicy == string(admissionregistrationv1.Fail) {
 		fp = admissionregistrationv1.Fail
 	}
-	if timeout < 1 || timeout > 30 {
-		timeout = 10 // the apiserver accepts 1..30
-	}
-	cc := admissionregistrationv1.WebhookClientConfig{CABundle: caBundle}
-	if m.URL != "" {
-		cc.URL = ptr.To(m.URL + Path)
-	} else if m.Service != nil {
-		svc := *m.Service
-		svc.Path = ptr.To(Path)
-		cc.Service = &svc
+	timeout = normalTimeout(timeout)
+	cc := m.clientConfig(caBundle)
+	if cc.URL != nil {
+		cc.URL = ptr.To(*cc.URL + Path)
+	} else if cc.Service != nil {
+		cc.Service.Path = ptr.To(Path)
 	}
 	return admissionregistrationv1.MutatingWebhook{
 		Name:         WebhookName,
@@ -161,4 +180,26 @@ func (m *ConfigManager) webhook(caBundle []byte, failurePolicy string, timeout i
 			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{m.Namespace},
 		}}},
 	}
+}
+
+// normalTimeout keeps timeoutSeconds in the 1..30 the apiserver accepts (default 10).
+func normalTimeout(timeout int32) int32 {
+	if timeout < 1 || timeout > 30 {
+		return 10
+	}
+	return timeout
+}
+
+// clientConfig is how the apiserver reaches the server: the URL without a path, or a copy of
+// the Service reference with Path nil.
+func (m *ConfigManager) clientConfig(caBundle []byte) admissionregistrationv1.WebhookClientConfig {
+	cc := admissionregistrationv1.WebhookClientConfig{CABundle: caBundle}
+	if m.URL != "" {
+		cc.URL = ptr.To(m.URL)
+	} else if m.Service != nil {
+		svc := *m.Service
+		svc.Path = nil
+		cc.Service = &svc
+	}
+	return cc
 }
