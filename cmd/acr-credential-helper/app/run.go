@@ -85,7 +85,7 @@ func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsec
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        clientgoscheme.Scheme,
 		Logger:                        logger,
-		Cache:                         pullsecret.CacheOptions(),
+		Cache:                         podWebhookCache(pullsecret.CacheOptions()),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.HealthAddr,
 		LeaderElection:                o.LeaderElect,
@@ -126,9 +126,14 @@ func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsec
 	}
 	if whServer != nil {
 		mgr.GetWebhookServer().Register(serviceaccount.Path, serviceaccount.NewWebhook(store))
+		podWebhooks, err := setupPodWebhook(ctx, mgr, o, store, tokens, rec)
+		if err != nil {
+			return err
+		}
 		cm := &serviceaccount.ConfigManager{
 			Client: direct, Policy: store, Name: o.WebhookConfigName, Namespace: o.Namespace,
 			URL: o.WebhookURL, Certs: certs, CertManager: o.CertManager, Resync: o.WebhookResync,
+			Extra: podWebhooks,
 		}
 		if o.WebhookURL == "" {
 			cm.Service = &admissionregistrationv1.ServiceReference{Namespace: o.Namespace, Name: o.WebhookService}
