@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -166,11 +165,21 @@ func parseSecret(s *corev1.Secret) (annotations.InstanceRef, annotations.RoleCha
 	if len(refs) != 1 || refs[0].RegionID == "" {
 		return annotations.InstanceRef{}, annotations.RoleChain{}, fmt.Errorf("annotation %s: value %q: want one regionId:instanceId", AnnotationInstance, s.Annotations[AnnotationInstance])
 	}
-	split := func(v string) []string {
-		if v == "" {
-			return nil
+	var chain annotations.RoleChain
+	for key, dst := range map[string]*[]string{AnnotationServiceARNs: &chain.ServiceARNs, AnnotationUserARNs: &chain.UserARNs} {
+		if v := s.Annotations[key]; v != "" {
+			if *dst, err = annotations.ParseRoleARNs(key, v); err != nil {
+				return annotations.InstanceRef{}, annotations.RoleChain{}, err
+			}
+			if len(*dst) == 0 {
+				*dst = nil
+			}
 		}
-		return strings.Split(v, ",")
 	}
-	return refs[0], annotations.RoleChain{ServiceARNs: split(s.Annotations[AnnotationServiceARNs]), UserARNs: split(s.Annotations[AnnotationUserARNs])}, nil
+	// The name is derived from (instance, chain): an edited annotation cannot redirect the Secret.
+	if want := SecretName(refs[0].InstanceID, chain); s.Name != want {
+		return annotations.InstanceRef{}, annotations.RoleChain{}, fmt.Errorf("annotations name instance %s and chain %q, which belong to Secret %s, not %s",
+			refs[0], chain, want, s.Name)
+	}
+	return refs[0], chain, nil
 }
