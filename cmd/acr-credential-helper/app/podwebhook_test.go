@@ -20,8 +20,11 @@ import (
 	"github.com/ferrypull/ferry/internal/controller/podsecret"
 	"github.com/ferrypull/ferry/internal/dockercfg"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
+	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/registryenv"
 	"github.com/ferrypull/ferry/internal/webhook/podpullsecret"
@@ -38,46 +41,7 @@ func TestPodWebhookServedByHelper(t *testing.T) {
 	ctx := t.Context()
 	kube := kubeenv.Start(t)
 	emu := emulatorenv.Start(t, emulatorenv.Options{})
-	info := emu.Info
-	admin := emu.User(t, world.DemoAccountA, "admin")
-	needles := []string{admin.AccessKeySecret}
-	for _, o := range []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "alibaba-addon-secret"},
-			Data: map[string][]byte{"access-key-id": []byte(admin.AccessKeyID), "access-key-secret": []byte(admin.AccessKeySecret)}},
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "default"}}, // no controller-manager runs
-	} {
-		if err := kube.Client.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	port, err := registryenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := DefaultOptions()
-	o.Kubeconfig, o.Region, o.Namespace = kube.KubeconfigPath, "cn-hangzhou", "ferry-system"
-	o.CloudDialAddr, o.STSEndpoint, o.CAFile = info.OpenAPITLSEndpoint, info.OpenAPITLSEndpoint, info.CAFile
-	o.MetricsAddr, o.HealthAddr, o.LogLevel = "0", "0", 1
-	o.WebhookPort, o.WebhookHost, o.WebhookURL = port, "127.0.0.1", "https://127.0.0.1:"+strconv.Itoa(port)
-	o.skipNameValidation = true
-	if err := kube.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &logbuf.Buffer{}
-	hctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- RunWithLogs(hctx, o, logs, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("helper: %v", err)
-		}
-	})
+	logs, needles := startPodWebhookHelper(t, kube, emu)
 
 	// No acr-configuration yet: the Pod webhook is there anyway, with failure policy Ignore.
 	waitPodWebhook(t, kube, admissionregistrationv1.Ignore, logs)
@@ -196,6 +160,56 @@ func TestPodWebhookServedByHelper(t *testing.T) {
 	})
 }
 
+// startPodWebhookHelper runs the helper with alibaba-addon-secret = account A's admin (the
+// cluster identity), --region cn-hangzhou and the webhook reached through --webhook-url. It
+// returns the helper's logs and the AccessKey secret.
+func startPodWebhookHelper(t *testing.T, kube *kubeenv.Env, emu *emulatorenv.Env) (*logbuf.Buffer, []string) {
+	t.Helper()
+	ctx := t.Context()
+	info := emu.Info
+	admin := emu.User(t, world.DemoAccountA, "admin")
+	needles := []string{admin.AccessKeySecret}
+	for _, o := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "alibaba-addon-secret"},
+			Data: map[string][]byte{"access-key-id": []byte(admin.AccessKeyID), "access-key-secret": []byte(admin.AccessKeySecret)}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "default"}}, // no controller-manager runs
+	} {
+		if err := kube.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	port, err := registryenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Kubeconfig, o.Region, o.Namespace = kube.KubeconfigPath, "cn-hangzhou", "ferry-system"
+	o.CloudDialAddr, o.STSEndpoint, o.CAFile = info.OpenAPITLSEndpoint, info.OpenAPITLSEndpoint, info.CAFile
+	o.MetricsAddr, o.HealthAddr, o.LogLevel = "0", "0", 1
+	o.WebhookPort, o.WebhookHost, o.WebhookURL = port, "127.0.0.1", "https://127.0.0.1:"+strconv.Itoa(port)
+	o.skipNameValidation = true
+	if err := kube.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logbuf.Buffer{}
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- RunWithLogs(hctx, o, logs, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	})
+
+	return logs, needles
+}
+
 func testPod(name string, ann map[string]string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: name, Annotations: ann},
@@ -267,4 +281,62 @@ func secretPasswords(t *testing.T, s *corev1.Secret) []string {
 		t.Fatal("Secret holds no password")
 	}
 	return out
+}
+
+// TestPodWebhookRealKubeletPull is the same wiring with a real kubelet and containerd: a Pod
+// with acr-instance-id (and one with account B's acr-user-arns) and no imagePullSecrets is
+// pulled by the kubelet from the acr-emulator; the same Pod without the annotation fails with
+// an auth error.
+func TestPodWebhookRealKubeletPull(t *testing.T) {
+	ctx := t.Context()
+	kube := kubeenv.Start(t)
+	emu := emulatorenv.Start(t, emulatorenv.Options{})
+	var bare []string
+	for d := range emu.Domains() {
+		bare = append(bare, d)
+	}
+	etchosts.Ensure(t, bare...)
+	ctrd := containerdenv.Start(t, containerdenv.Options{})
+	// The node trusts the cloud's CA (real ACR has public certificates): node setup, not ferry's job.
+	for _, in := range emu.Info.Instances {
+		for _, d := range in.Domains {
+			ctrd.WriteHostsTOML(t, d, fmt.Sprintf("server = %q\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n",
+				"https://"+d, "https://"+d, emu.Info.CAFile))
+		}
+	}
+	kl := kubeletenv.Start(t, kube, ctrd)
+	logs, _ := startPodWebhookHelper(t, kube, emu)
+	waitPodWebhook(t, kube, admissionregistrationv1.Ignore, logs)
+
+	pullRoleB := "acs:ram::" + world.DemoAccountB + ":role/" + world.DemoPullRole
+	tests := []struct {
+		name    string
+		ann     map[string]string
+		image   string
+		pulled  bool
+		wantErr string
+	}{
+		{name: "no annotation: auth error", image: emu.Instance(t, world.DemoInstanceABeijing).Image, wantErr: "authorization failed"},
+		{name: "acr-instance-id cn-beijing", ann: map[string]string{annotations.AcrInstanceID: "cn-beijing:" + world.DemoInstanceABeijing},
+			image: emu.Instance(t, world.DemoInstanceABeijing).Image, pulled: true},
+		{name: "cross-account acr-user-arns", ann: map[string]string{annotations.AcrInstanceIDs: world.DemoInstanceBHangzhou, annotations.AcrUserARNs: pullRoleB},
+			image: emu.Instance(t, world.DemoInstanceBHangzhou).Image, pulled: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := kl.Pod("app", fmt.Sprintf("kl-%d", i), tt.image)
+			pod.Annotations = tt.ann
+			if err := kube.Client.Create(ctx, pod); err != nil {
+				t.Fatal(err)
+			}
+			res, err := kubeletenv.WaitForPullEvent(ctx, kube.Client, pod)
+			if err != nil {
+				t.Fatalf("%v\nkubelet log tail:\n%s", err, tail(kl.Log(), 3000))
+			}
+			if res.Pulled != tt.pulled || !strings.Contains(res.Message, tt.wantErr) {
+				t.Fatalf("pulled=%v %s: %s; want pulled=%v error containing %q (imagePullSecrets %v)",
+					res.Pulled, res.Reason, res.Message, tt.pulled, tt.wantErr, pod.Spec.ImagePullSecrets)
+			}
+		})
+	}
 }
