@@ -72,7 +72,9 @@ func TestSecretName(t *testing.T) {
 		{"never the pullsecret name", SecretName("cri-abc", annotations.RoleChain{}), func(s string) bool {
 			return s != pullsecret.SecretName(pullsecret.Instance{ID: "cri-abc", Region: "cn-hangzhou"})
 		}},
-		{"chain hash", SecretName("cri-abc", usr), func(s string) bool { return strings.HasPrefix(s, "acr-pull-cri-abc-") && len(s) == len("acr-pull-cri-abc-")+10 }},
+		{"chain hash", SecretName("cri-abc", usr), func(s string) bool {
+			return strings.HasPrefix(s, "acr-pull-cri-abc-") && len(s) == len("acr-pull-cri-abc-")+10
+		}},
 		{"service and user ARNs differ", SecretName("cri-abc", svc), func(s string) bool { return s != SecretName("cri-abc", usr) }},
 	}
 	for _, tt := range tests {
