@@ -394,3 +394,37 @@ func TestEmulatorRRSAWithKubernetesToken(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestEmulatorAssumeRoleChain: each hop of AssumeRoleChain calls AssumeRole with the previous
+// hop's session. Hop 1 (account A's admin → B's acr-pull) works on its own; assuming acr-pull
+// again is refused (NoPermission: the acr-pull session may not call sts:AssumeRole, A's admin
+// may), which only happens if the second hop really runs as the first hop's role.
+func TestEmulatorAssumeRoleChain(t *testing.T) {
+	r := startRig(t)
+	admin := r.env.User(t, world.DemoAccountA, "admin")
+	ak := &cloudcred.AccessKey{ID: admin.AccessKeyID, Secret: redact.Secret(admin.AccessKeySecret)}
+	res := r.resolver(t, nil)
+
+	one, err := res.Resolve(t.Context(), cloudcred.Request{AddonAccessKey: ak, AssumeRoleChain: []string{pullRoleB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arn, err := r.callerARN(t, one); err != nil || !strings.Contains(arn, world.DemoAccountB) {
+		t.Fatalf("one hop: caller %q, %v", arn, err)
+	}
+	two, err := res.Resolve(t.Context(), cloudcred.Request{AddonAccessKey: ak, AssumeRoleChain: []string{pullRoleB, pullRoleB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(two.Chain()) != 3 {
+		t.Fatalf("chain %v", two.Chain())
+	}
+	_, err = r.callerARN(t, two)
+	if err == nil || !strings.Contains(err.Error(), "AssumeRole") {
+		t.Fatalf("second hop from B's session: %v, want an AssumeRole refusal", err)
+	}
+	if strings.Contains(err.Error(), admin.AccessKeySecret) {
+		t.Fatal("error carries the AccessKey secret")
+	}
+	t.Logf("second hop refused: %v", err)
+}
