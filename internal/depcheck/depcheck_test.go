@@ -12,6 +12,8 @@ const module = "github.com/ferrypull/ferry"
 
 type pkg struct {
 	ImportPath string
+	Doc        string
+	Name       string
 	Imports    []string
 	Standard   bool
 }
@@ -122,6 +124,18 @@ func TestImportDirection(t *testing.T) {
 			if why != "" {
 				t.Errorf("%s imports %s: %s", strings.TrimPrefix(p.ImportPath, module+"/"), imp, why)
 			}
+		}
+	}
+}
+
+// TestPackageDocs checks that every package states its purpose in a doc comment.
+func TestPackageDocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the module")
+	}
+	for _, p := range listPackages(t) {
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", p.ImportPath)
 		}
 	}
 }
