@@ -132,7 +132,7 @@ func (e *Ensurer) EnsureInstanceSecret(ctx context.Context, ns string, inst anno
 	case err != nil:
 		return "", fmt.Errorf("read Secret %s/%s: %w", ns, name, err)
 	case cur.Labels[LabelSource] != SourcePodAnnotation:
-		return "", fmt.Errorf("Secret %s/%s exists and is not managed by ferry (label %s=%s missing); ferry leaves it alone",
+		return "", fmt.Errorf("secret %s/%s exists and is not managed by ferry (label %s=%s missing); ferry leaves it alone",
 			ns, name, LabelSource, SourcePodAnnotation)
 	}
 	now := e.now()

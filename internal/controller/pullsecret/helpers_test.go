@@ -30,14 +30,13 @@ import (
 // token API: it mints "tok-<n>" passwords with a fixed lifetime, caches one token per instance
 // and renews it when less than minValidity remains, and can be switched to fail.
 type testTokens struct {
-	mu      sync.Mutex
-	life    time.Duration
-	fail    error
-	n       int
-	calls   map[string]int // token mints per instance key
-	cache   map[string]Token
-	issued  []string
-	domains []string
+	mu     sync.Mutex
+	life   time.Duration
+	fail   error
+	n      int
+	calls  map[string]int // token mints per instance key
+	cache  map[string]Token
+	issued []string
 }
 
 func newTestTokens(life time.Duration) *testTokens {

@@ -27,7 +27,7 @@ func TestSignVerifiesAgainstJWKS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := tt.key.Sign(t, map[string]any{"sub": "x", "aud": []string{"sts.aliyuncs.com"}})
-			jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+			jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 			if err != nil {
 				t.Fatal(err)
 			}
