@@ -222,29 +222,14 @@ func shorten(s string) string {
 	return s
 }
 
-// run starts a ferry binary for the rest of the test, logging to <dir>/<name>.log.
+// run starts a ferry binary for the rest of the test, logging to <dir>/<name>.log; on failure the log's
+// tail is printed.
 func run(t *testing.T, dir, name string, argv ...string) {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	must(t, err)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s (run `make build`): %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	p := tools.StartProcess(t, name, filepath.Join(dir, name+".log"), argv...)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		_ = logf.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
+			b := p.Log()
 			t.Logf("%s log (tail):\n%s", name, b[max(0, len(b)-4000):])
 		}
 	})

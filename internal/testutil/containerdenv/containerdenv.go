@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -104,18 +103,7 @@ state = %[2]q
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "containerd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tools.Require(t, "containerd cannot start: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	proc := tools.StartProcess(t, "containerd", filepath.Join(dir, "containerd.log"), bin, "--config", cfgPath)
 
 	conn, err := grpc.NewClient("unix://"+c.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -124,20 +112,19 @@ state = %[2]q
 	c.conn = conn
 	c.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
 	c.Images = runtimeapi.NewImageServiceClient(conn)
-	t.Cleanup(func() { c.stop(t, cmd, exited, logf) })
+	t.Cleanup(func() { c.stop(t, proc) })
 
 	err = tools.Poll(t.Context(), 30*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
 		_, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
-		return err == nil, tools.Exited(exited)
+		return err == nil, proc.Exited()
 	})
 	if err != nil {
-		log, _ := os.ReadFile(logPath)
-		tools.Require(t, "containerd did not start: %v\n%s", err, tail(log, 30))
+		tools.Require(t, "containerd did not start: %v\n%s", err, tail([]byte(proc.Log()), 30))
 	}
 	return c
 }
 
-func (c *Containerd) stop(t testing.TB, cmd *exec.Cmd, exited chan error, logf *os.File) {
+func (c *Containerd) stop(t testing.TB, proc *tools.Process) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 30*time.Second)
 	defer cancel()
 	if pods, err := c.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
@@ -147,14 +134,7 @@ func (c *Containerd) stop(t testing.TB, cmd *exec.Cmd, exited chan error, logf *
 		}
 	}
 	_ = c.conn.Close()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	_ = logf.Close()
+	proc.Stop()
 	UnmountUnder(c.Dir)
 	RemoveEmptyCgroups("k8s.io")
 	RemoveEmptyCgroups("kubepods") // pod cgroups of a kubelet that used this containerd

@@ -5,9 +5,7 @@ package kubeenv
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -164,27 +162,6 @@ func (e *Env) WaitForServiceAccount(t testing.TB, namespace, name string) {
 // creates the "default" ServiceAccount in every namespace, as in a real cluster.
 func startControllerManager(t testing.TB, bin, kubeconfig string) {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "kube-controller-manager.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--controllers", "serviceaccount",
-		"--leader-elect=false", "--secure-port=0", "--v=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tools.Require(t, "kube-controller-manager cannot start: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		_ = logf.Close()
-	})
+	tools.StartProcess(t, "kube-controller-manager", filepath.Join(t.TempDir(), "kube-controller-manager.log"),
+		bin, "--kubeconfig", kubeconfig, "--controllers", "serviceaccount", "--leader-elect=false", "--secure-port=0", "--v=1")
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -111,19 +110,9 @@ serializeImagePulls: false
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(k.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", cfgPath, "--kubeconfig", kcPath,
+	proc := tools.StartProcess(t, "kubelet", k.LogPath, bin, "--config", cfgPath, "--kubeconfig", kcPath,
 		"--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "root", "pki"),
 		"--hostname-override", k.NodeName, "--node-ip", "127.0.0.1", "--v=2")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tools.Require(t, "kubelet cannot start: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 20*time.Second)
 		defer cancel()
@@ -136,14 +125,7 @@ serializeImagePulls: false
 				}
 			}
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		_ = logf.Close()
+		proc.Stop()
 		containerdenv.UnmountUnder(dir)
 		containerdenv.RemoveEmptyCgroups("kubepods")
 		// host-global paths the kubelet hard-codes; removed only when empty
@@ -158,7 +140,7 @@ serializeImagePulls: false
 
 	err = tools.Poll(t.Context(), 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		var node corev1.Node
-		return kube.Client.Get(ctx, client.ObjectKey{Name: k.NodeName}, &node) == nil, tools.Exited(exited)
+		return kube.Client.Get(ctx, client.ObjectKey{Name: k.NodeName}, &node) == nil, proc.Exited()
 	})
 	if err != nil {
 		tools.Require(t, "kubelet did not register node %s: %v\n%s", k.NodeName, err, lastLines(k.Log(), 40))

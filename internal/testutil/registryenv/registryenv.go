@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -208,32 +207,16 @@ func StartDocker(t testing.TB, opts Options) *Registry {
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(r.Dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tools.Require(t, "docker-registry cannot start: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logf.Close()
-	})
+	proc := tools.StartProcess(t, "docker-registry", filepath.Join(r.Dir, "registry.log"), bin, "serve", cfgPath)
 	client := &http.Client{Transport: r.Transport(), Timeout: 2 * time.Second}
-	if err := WaitReady(t.Context(), client, r.URL+"/v2/", exited); err != nil {
-		log, _ := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
-		t.Fatalf("docker-registry at %s did not become ready: %v\n%s", r.Addr, err, log)
+	if err := WaitReady(t.Context(), client, r.URL+"/v2/", proc.Exited); err != nil {
+		t.Fatalf("docker-registry at %s did not become ready: %v\n%s", r.Addr, err, proc.Log())
 	}
 	return r
 }
 
-// WaitReady polls url until it answers 200 or 401, the process exits, or 30 s pass.
-func WaitReady(ctx context.Context, client *http.Client, url string, exited <-chan error) error {
+// WaitReady polls url until it answers 200 or 401, exited reports an error, or 30 s pass.
+func WaitReady(ctx context.Context, client *http.Client, url string, exited func() error) error {
 	return tools.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := client.Do(req); err == nil {
@@ -242,7 +225,7 @@ func WaitReady(ctx context.Context, client *http.Client, url string, exited <-ch
 				return true, nil
 			}
 		}
-		return false, tools.Exited(exited)
+		return false, exited()
 	})
 }
 

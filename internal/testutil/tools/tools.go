@@ -5,7 +5,6 @@ package tools
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,15 +99,5 @@ func Poll(ctx context.Context, timeout, interval time.Duration, cond func(contex
 			return ctx.Err()
 		case <-tick.C:
 		}
-	}
-}
-
-// Exited returns a non-nil error once a process's exit channel has delivered, for use in Poll conditions.
-func Exited(exited <-chan error) error {
-	select {
-	case err := <-exited:
-		return fmt.Errorf("process exited: %v", err)
-	default:
-		return nil
 	}
 }

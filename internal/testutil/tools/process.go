@@ -1,0 +1,72 @@
+package tools
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Process is a rig component running as a child process, its output in a log file.
+type Process struct {
+	Name    string
+	Cmd     *exec.Cmd
+	LogPath string
+	logf    *os.File
+	done    chan struct{}
+	err     error
+}
+
+// StartProcess starts argv with stdout and stderr written to logPath and registers Stop as a cleanup.
+// A program that cannot start is reported through Require.
+func StartProcess(t testing.TB, name, logPath string, argv ...string) *Process {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("%s log: %v", name, err)
+	}
+	p := &Process{Name: name, Cmd: exec.Command(argv[0], argv[1:]...), LogPath: logPath, logf: logf, done: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
+	if err := p.Cmd.Start(); err != nil {
+		_ = logf.Close()
+		Require(t, "%s cannot start: %v", name, err)
+	}
+	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Exited returns a non-nil error once the process has exited, for use in Poll conditions.
+func (p *Process) Exited() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited: %v", p.Name, p.err)
+	default:
+		return nil
+	}
+}
+
+// Stop sends SIGTERM, kills the process if it has not exited within 10 s, and closes the log.
+// Calling it again does nothing.
+func (p *Process) Stop() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.Cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	_ = p.logf.Close()
+}
+
+// Log returns what the process has written so far.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.LogPath)
+	return string(b)
+}
