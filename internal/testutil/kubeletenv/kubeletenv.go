@@ -105,6 +105,9 @@ localStorageCapacityIsolation: false
 resolvConf: ""
 registerNode: true
 serializeImagePulls: false
+# tests pull the same image many times with imagePullPolicy Always; the default 5 pulls/s limit would
+# fail pulls with "pull QPS exceeded" (0 = no limit)
+registryPullQPS: 0
 `, filepath.Join(dir, "pod-logs"), port, healthz, ctrd.Socket)
 	cfgPath := filepath.Join(dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
