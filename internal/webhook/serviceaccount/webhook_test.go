@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 func freePort(t *testing.T) int {
@@ -37,27 +38,6 @@ func settings(enable bool, failurePolicy string, timeout int32) *pullsecret.Sett
 		ExpiringThreshold: 15 * time.Minute,
 		Instances:         []pullsecret.Instance{{ID: "cri-aaa", Region: "cn-hangzhou"}, {Region: "cn-beijing"}},
 		Webhook:           pullsecret.WebhookSettings{Enable: enable, FailurePolicy: failurePolicy, TimeoutSeconds: timeout},
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-tick.C:
-		}
 	}
 }
 
@@ -89,7 +69,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	mwcKey := types.NamespacedName{Name: "ferry-serviceaccount"}
 	t.Run("configuration follows acr-configuration", func(t *testing.T) {
-		eventually(t, "MutatingWebhookConfiguration", func() error {
+		poll.Until(t, "MutatingWebhookConfiguration", func() error {
 			mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
 			if err := c.Get(ctx, mwcKey, mwc); err != nil {
 				return err
@@ -118,7 +98,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		// under a fresh name (failurePolicy Fail rejects them).
 		var sa *corev1.ServiceAccount
 		n := 0
-		eventually(t, "SA creation through the webhook", func() error {
+		poll.Until(t, "SA creation through the webhook", func() error {
 			n++
 			sa = &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "helm-sa-" + strconv.Itoa(n)},
 				ImagePullSecrets: []corev1.LocalObjectReference{{Name: "users-own"}}}
@@ -163,7 +143,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	t.Run("disabling deletes the configuration", func(t *testing.T) {
 		store.Set(settings(false, "Ignore", 10))
-		eventually(t, "configuration deleted", func() error {
+		poll.Until(t, "configuration deleted", func() error {
 			err := c.Get(ctx, mwcKey, &admissionregistrationv1.MutatingWebhookConfiguration{})
 			if apierrors.IsNotFound(err) {
 				return nil
