@@ -1,7 +1,6 @@
 package pullsecret
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // testTokens is a test double for the TokenSource interface (the internal/acr cache), not for the
@@ -116,30 +116,12 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) line(prefix, args string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.WriteString(prefix + " " + args + "\n")
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type harness struct {
 	env    *kubeenv.Env
 	c      client.Client
 	tokens *testTokens
 	store  *Store
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 // startHarness starts a real apiserver and the two reconcilers in a manager, with logs captured.
@@ -151,8 +133,8 @@ func startHarness(t *testing.T, tokens *testTokens) *harness {
 func startHarnessWith(t *testing.T, tokens *testTokens, load Loader) *harness {
 	t.Helper()
 	env := kubeenv.Start(t)
-	logs := &syncBuffer{}
-	logger := funcr.New(func(prefix, args string) { logs.line(prefix, args) }, funcr.Options{Verbosity: 1})
+	logs := &logbuf.Buffer{}
+	logger := funcr.New(func(prefix, args string) { fmt.Fprintln(logs, prefix, args) }, funcr.Options{Verbosity: 1})
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 clientgoscheme.Scheme,
 		Logger:                 logger,
