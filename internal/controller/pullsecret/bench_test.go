@@ -2,6 +2,7 @@ package pullsecret
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -25,6 +26,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
 // BenchmarkConverge measures, on a real apiserver, how long the controller takes to write the
@@ -186,15 +188,15 @@ func parallel(n, workers int, f func(i int) error, b *testing.B) {
 }
 
 func waitFor(b *testing.B, timeout time.Duration, cond func() bool) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) || b.Failed() {
-			b.Fatalf("not converged within %s (managed Secrets %.0f, writes: create %.0f update %.0f revert %.0f)", timeout, metricValue(managedSecrets),
-				metricValue(secretWrites.WithLabelValues("create")), metricValue(secretWrites.WithLabelValues("update")), metricValue(secretWrites.WithLabelValues("revert")))
+	err := tools.Poll(b.Context(), timeout, 50*time.Millisecond, func(context.Context) (bool, error) {
+		if b.Failed() {
+			return false, errors.New("benchmark failed")
 		}
-		<-tick.C
+		return cond(), nil
+	})
+	if err != nil {
+		b.Fatalf("not converged within %s: %v (managed Secrets %.0f, writes: create %.0f update %.0f revert %.0f)", timeout, err, metricValue(managedSecrets),
+			metricValue(secretWrites.WithLabelValues("create")), metricValue(secretWrites.WithLabelValues("update")), metricValue(secretWrites.WithLabelValues("revert")))
 	}
 }
 

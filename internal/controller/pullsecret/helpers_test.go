@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
 // testTokens is a test double for the TokenSource interface (the internal/acr cache), not for the
@@ -169,22 +170,12 @@ func startHarnessWith(t *testing.T, tokens *testTokens, load Loader) *harness {
 // eventually polls cond until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-tick.C:
-		}
+	last := context.DeadlineExceeded
+	if err := tools.Poll(t.Context(), timeout, 20*time.Millisecond, func(context.Context) (bool, error) {
+		last = cond()
+		return last == nil, nil
+	}); err != nil {
+		t.Fatalf("%s: not reached within %s: %v", what, timeout, last)
 	}
 }
 
