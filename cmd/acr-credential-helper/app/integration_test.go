@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,31 +24,15 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type rig struct {
 	kube    *kubeenv.Env
 	emu     *emulatorenv.Env
 	kl      *kubeletenv.Kubelet
-	logs    *lockedBuffer
+	logs    *logbuf.Buffer
 	secrets []string // every secret the test knows of, searched for in the logs
 }
 
@@ -260,7 +243,7 @@ func TestSecretFreePulls(t *testing.T) {
 		}
 	}
 	kl := kubeletenv.Start(t, kube, ctrd)
-	r := &rig{kube: kube, emu: emu, kl: kl, logs: &lockedBuffer{}, secrets: []string{rrsaJWT}}
+	r := &rig{kube: kube, emu: emu, kl: kl, logs: &logbuf.Buffer{}, secrets: []string{rrsaJWT}}
 
 	o := DefaultOptions()
 	o.Kubeconfig, o.Region, o.Namespace = kube.KubeconfigPath, "cn-hangzhou", "kube-system"

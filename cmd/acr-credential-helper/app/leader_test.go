@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
 // TestTwoReplicasFailOver runs two helpers with --leader-elect against one apiserver: one holds
@@ -48,7 +49,7 @@ func TestTwoReplicasFailOver(t *testing.T) {
 		o.LeaderElect, o.skipNameValidation = true, true
 		c, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- RunWithLogs(c, o, &lockedBuffer{}, tokens) }()
+		go func() { done <- RunWithLogs(c, o, &logbuf.Buffer{}, tokens) }()
 		return cancel, done
 	}
 	holder := func() string {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
@@ -232,7 +233,7 @@ current-context: c
 	o.MetricsAddr, o.HealthAddr = "0", "0"
 	o.WebhookPort, o.WebhookHost, o.WebhookURL = port, "127.0.0.1", "https://127.0.0.1:"+strconv.Itoa(port)
 	o.skipNameValidation = true
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	tokens := pullsecret.TokenSourceFunc(func(context.Context, pullsecret.Instance, time.Duration) (pullsecret.Token, error) {
 		return pullsecret.Token{Username: "u", Password: "static-test-password", ExpiresAt: time.Now().Add(time.Hour), Domains: []string{"r.example.com"}}, nil
 	})
