@@ -38,14 +38,9 @@ type rig struct {
 
 func (r *rig) user(t *testing.T, uid, name string) emulator.InfoUser {
 	t.Helper()
-	for _, u := range r.emu.Account(t, uid).Users {
-		if u.Name == name {
-			r.secrets = append(r.secrets, u.AccessKeySecret)
-			return u
-		}
-	}
-	t.Fatalf("no user %s in %s", name, uid)
-	return emulator.InfoUser{}
+	u := r.emu.User(t, uid, name)
+	r.secrets = append(r.secrets, u.AccessKeySecret)
+	return u
 }
 
 func (r *rig) namespace(t *testing.T, name string) {
