@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
 // apiCalls scrapes ferry_acr_api_calls_total{api,result="success"} from the helper's /metrics.
@@ -152,31 +154,27 @@ func BenchmarkRefreshCycleEmulator(b *testing.B) {
 		return out
 	}
 	var first map[string]string
-	for first = expiries(); len(first) < 2*n; first = expiries() {
-		if time.Since(start) > 5*time.Minute {
-			b.Fatalf("only %d of %d Secrets after 5m", len(first), 2*n)
-		}
-		time.Sleep(500 * time.Millisecond) // polling a benchmark's progress, not synchronising a test
+	if err := tools.Poll(ctx, 5*time.Minute, 500*time.Millisecond, func(context.Context) (bool, error) {
+		first = expiries()
+		return len(first) >= 2*n, nil
+	}); err != nil {
+		b.Fatalf("only %d of %d Secrets after 5m: %v", len(first), 2*n, err)
 	}
 	converge := time.Since(start)
 	b.StopTimer()
 	calls0 := apiCalls(b, metricsURL, "GetAuthorizationToken")
 	cycleStart := time.Now()
-	for {
-		cur := expiries()
-		renewed := 0
-		for k, v := range cur {
+	renewed := 0
+	if err := tools.Poll(ctx, 4*time.Minute, 500*time.Millisecond, func(context.Context) (bool, error) {
+		renewed = 0
+		for k, v := range expiries() {
 			if v != first[k] {
 				renewed++
 			}
 		}
-		if renewed == len(first) {
-			break
-		}
-		if time.Since(cycleStart) > 4*time.Minute {
-			b.Fatalf("only %d of %d Secrets renewed", renewed, len(first))
-		}
-		time.Sleep(500 * time.Millisecond)
+		return renewed == len(first), nil
+	}); err != nil {
+		b.Fatalf("only %d of %d Secrets renewed: %v", renewed, len(first), err)
 	}
 	calls := apiCalls(b, metricsURL, "GetAuthorizationToken") - calls0
 	rss := peakRSS(cmd.Process.Pid)
