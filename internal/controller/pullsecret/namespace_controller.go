@@ -201,10 +201,7 @@ func (r *NamespaceReconciler) ensureSecret(ctx context.Context, ns string, inst 
 			"instance %s: no registry domains configured or discovered", inst.Key())
 		return cur != nil, fmt.Errorf("instance %s: no registry domains configured or discovered", inst.Key())
 	}
-	data, err := renderDockerConfig(domains, tok)
-	if err != nil {
-		return cur != nil, err
-	}
+	data := renderDockerConfig(domains, tok)
 	wantLabels := map[string]string{LabelManagedBy: ManagedByValue, LabelInstance: safeKey(inst.Key())}
 	wantAnn := map[string]string{
 		AnnotationExpiresAt: tok.ExpiresAt.UTC().Format(time.RFC3339),

@@ -2,11 +2,11 @@ package pullsecret
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/ferrypull/ferry/internal/dockercfg"
 )
 
 // Token is a registry credential for one instance.
@@ -49,23 +49,9 @@ func (f TokenSourceFunc) Token(ctx context.Context, inst Instance, minValidity t
 }
 
 // renderDockerConfig returns the .dockerconfigjson payload: one auths entry per domain, all with
-// the same credentials. encoding/json sorts map keys, so the output is deterministic.
-func renderDockerConfig(domains []string, tok Token) ([]byte, error) {
-	type entry struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-		Auth     string `json:"auth"`
-	}
-	auth := base64.StdEncoding.EncodeToString([]byte(tok.Username + ":" + tok.Password))
-	auths := make(map[string]entry, len(domains))
-	for _, d := range domains {
-		auths[d] = entry{Username: tok.Username, Password: tok.Password, Auth: auth}
-	}
-	b, err := json.Marshal(struct {
-		Auths map[string]entry `json:"auths"`
-	}{auths})
-	if err != nil {
-		return nil, fmt.Errorf("render .dockerconfigjson: %w", err)
-	}
-	return b, nil
+// the same credentials, in deterministic order (internal/dockercfg).
+func renderDockerConfig(domains []string, tok Token) []byte {
+	cfg := dockercfg.New()
+	cfg.Set(tok.Username, tok.Password, domains...)
+	return cfg.Render()
 }
