@@ -3,7 +3,6 @@ package emulator_test
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"testing"
 
@@ -12,48 +11,9 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
+	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 )
 
-// ensureHosts appends "127.0.0.1 <domain>" to /etc/hosts for each domain
-// that has no line yet. Lines are never removed: other tests may rely on
-// them and the names only ever mean the local emulator.
-func ensureHosts(t *testing.T, domains []string) {
-	t.Helper()
-	data, err := os.ReadFile("/etc/hosts")
-	if err != nil {
-		t.Skipf("cannot read /etc/hosts: %v", err)
-	}
-	have := map[string]bool{}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "127.0.0.1" {
-			for _, n := range f[1:] {
-				have[n] = true
-			}
-		}
-	}
-	var add strings.Builder
-	for _, d := range domains {
-		if !have[d] {
-			fmt.Fprintf(&add, "127.0.0.1 %s\n", d)
-		}
-	}
-	if add.Len() == 0 {
-		return
-	}
-	f, err := os.OpenFile("/etc/hosts", os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Skipf("cannot append to /etc/hosts (needs root): %v", err)
-	}
-	defer f.Close()
-	prefix := ""
-	if len(data) > 0 && data[len(data)-1] != '\n' {
-		prefix = "\n"
-	}
-	if _, err := f.WriteString(prefix + add.String()); err != nil {
-		t.Fatalf("append to /etc/hosts: %v", err)
-	}
-}
 
 // TestContainerdPullWithAuthorizationToken pulls a seeded image with a real
 // containerd through CRI, using TempUsername + AuthorizationToken, over the
@@ -69,7 +29,7 @@ func TestContainerdPullWithAuthorizationToken(t *testing.T) {
 	for d := range env.Domains() {
 		bare = append(bare, d)
 	}
-	ensureHosts(t, bare)
+	etchosts.Ensure(t, bare...)
 	host := hz.Domains[0] // domain:port of the TLS listener
 	ctrd.WriteHostsTOML(t, host, fmt.Sprintf("server = %q\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n",
 		"https://"+host, "https://"+host, env.Info.CAFile))
