@@ -14,7 +14,6 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 )
 
-
 // TestContainerdPullWithAuthorizationToken pulls a seeded image with a real
 // containerd through CRI, using TempUsername + AuthorizationToken, over the
 // emulator's TLS registry listener reached by its domain.
