@@ -40,7 +40,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrypull/ferry/internal/emulator/atomicfile"
+	"github.com/ferrypull/ferry/internal/atomicfile"
 	"github.com/ferrypull/ferry/internal/emulator/imds"
 	"github.com/ferrypull/ferry/internal/emulator/openapi"
 	"github.com/ferrypull/ferry/internal/emulator/ram"

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/ferrypull/ferry/internal/emulator/atomicfile"
+	"github.com/ferrypull/ferry/internal/atomicfile"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
 )

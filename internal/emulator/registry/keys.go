@@ -17,7 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/ferrypull/ferry/internal/emulator/atomicfile"
+	"github.com/ferrypull/ferry/internal/atomicfile"
 )
 
 const (

@@ -1,5 +1,5 @@
-// Package atomicfile writes the acr-emulator's data files (keys, certificates,
-// emulator-info.json, hosts lines) so that a reader never sees a partial file.
+// Package atomicfile replaces files so that a reader never sees a partial one: the emulator's
+// data files, node-agent's hosts.toml and image-syncer's state file.
 package atomicfile
 
 import (
@@ -8,7 +8,7 @@ import (
 )
 
 // Write creates path's directory if needed, writes data to a temporary file
-// in that directory with mode perm, and renames it over path.
+// in that directory with mode perm, syncs it and renames it over path.
 func Write(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -27,8 +27,19 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return err
 	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync() // best effort: makes the rename durable
+		d.Close()
+	}
+	return nil
 }
