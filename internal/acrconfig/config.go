@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -174,7 +175,7 @@ type Options struct {
 // Validate checks the options.
 func (o Options) Validate() error {
 	var c collector
-	if o.ClusterRegion != "" && !regionRE.MatchString(o.ClusterRegion) {
+	if o.ClusterRegion != "" && !regionRE().MatchString(o.ClusterRegion) {
 		c.errorf("region", show(o.ClusterRegion), "is not a region id (like cn-hangzhou)")
 	}
 	if o.TokenMode != "" {
@@ -212,14 +213,14 @@ func ParseTokenMode(s string) (TokenMode, error) {
 }
 
 var (
-	regionRE     = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+)+$`)
-	instanceRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
-	roleARNRE    = regexp.MustCompile(`^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9._@/-]{1,128}$`)
-	providerRE   = regexp.MustCompile(`^acs:ram::[0-9]{1,32}:oidc-provider/[A-Za-z0-9._@/-]{1,128}$`)
-	akIDRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	dnsLabelRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	subdomainRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
-	hostLabelRE  = regexp.MustCompile(`^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$`)
+	regionRE     = lazyRE(`^[a-z]{2,}(-[a-z0-9]+)+$`)
+	instanceRE   = lazyRE(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	roleARNRE    = lazyRE(`^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9._@/-]{1,128}$`)
+	providerRE   = lazyRE(`^acs:ram::[0-9]{1,32}:oidc-provider/[A-Za-z0-9._@/-]{1,128}$`)
+	akIDRE       = lazyRE(`^[A-Za-z0-9._-]{1,128}$`)
+	dnsLabelRE   = lazyRE(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	subdomainRE  = lazyRE(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	hostLabelRE  = lazyRE(`^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$`)
 	knownTopKeys = []string{KeyServiceAccount, KeyWatchNamespace, KeyExpiringThreshold, KeyNotifyEmail,
 		KeyACRAPIVersion, KeyACRRegistryInfo, KeyRRSA, KeyWebhook}
 )
@@ -261,10 +262,10 @@ func Parse(data map[string]string, opts Options) (*Config, []Warning, error) {
 	}
 
 	if v, ok := data[KeyServiceAccount]; ok {
-		cfg.ServiceAccounts = parseSelector(&c, KeyServiceAccount, v, []string{"*"}, subdomainRE, 253)
+		cfg.ServiceAccounts = parseSelector(&c, KeyServiceAccount, v, []string{"*"}, subdomainRE(), 253)
 	}
 	if v, ok := data[KeyWatchNamespace]; ok {
-		cfg.WatchNamespaces = parseSelector(&c, KeyWatchNamespace, v, []string{"all", "*"}, dnsLabelRE, 63)
+		cfg.WatchNamespaces = parseSelector(&c, KeyWatchNamespace, v, []string{"all", "*"}, dnsLabelRE(), 63)
 	}
 	if v, ok := data[KeyExpiringThreshold]; ok && strings.TrimSpace(v) != "" {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
@@ -312,11 +313,11 @@ func Parse(data map[string]string, opts Options) (*Config, []Warning, error) {
 
 // secretInText finds what follows a customAccessKeySecret key in the raw text, however
 // broken the YAML around it is, so that no message can echo it.
-var secretInText = regexp.MustCompile(`(?i)customAccessKeySecret["']?\s*:\s*["']?([^\s"',}\]]+)`)
+var secretInText = lazyRE(`(?i)customAccessKeySecret["']?\s*:\s*["']?([^\s"',}\]]+)`)
 
 func scrubSecrets(c *collector, raw string) {
 	var secrets []string
-	for _, m := range secretInText.FindAllStringSubmatch(raw, -1) {
+	for _, m := range secretInText().FindAllStringSubmatch(raw, -1) {
 		secrets = append(secrets, m[1])
 	}
 	if len(secrets) == 0 {
@@ -381,11 +382,11 @@ func decodeYAML(c *collector, field, doc string) (any, bool) {
 	return v, true
 }
 
-var quotedRE = regexp.MustCompile("'[^']*'|`[^`]*`|\"[^\"]*\"")
+var quotedRE = lazyRE("'[^']*'|`[^`]*`|\"[^\"]*\"")
 
 func sanitizeYAMLError(msg string) string {
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
-	msg = quotedRE.ReplaceAllStringFunc(msg, func(q string) string {
+	msg = quotedRE().ReplaceAllStringFunc(msg, func(q string) string {
 		if len(q) <= 5 { // a quoted character or two, like '-': never a secret
 			return q
 		}
@@ -531,4 +532,9 @@ func asString(v any) (string, bool) {
 
 func fmtField(i int, name string) string {
 	return fmt.Sprintf("%s[%d].%s", KeyACRRegistryInfo, i, name)
+}
+
+// lazyRE compiles pattern on first use, keeping it off every binary's start-up path.
+func lazyRE(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

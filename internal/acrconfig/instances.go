@@ -115,7 +115,7 @@ func parseInstance(c *collector, i int, m map[string]any, cfg *Config) (Instance
 
 	inst := Instance{ExpireDuration: DefaultExpireDuration}
 	inst.InstanceID = str(fInstanceID)
-	if inst.InstanceID != "" && !instanceRE.MatchString(inst.InstanceID) {
+	if inst.InstanceID != "" && !instanceRE().MatchString(inst.InstanceID) {
 		c.errorf(fmtField(i, fInstanceID), show(inst.InstanceID), "is not an instance id (like cri-xxxxxxxx; \"\" for Personal Edition)")
 	}
 
@@ -125,7 +125,7 @@ func parseInstance(c *collector, i int, m map[string]any, cfg *Config) (Instance
 		c.errorf(fmtField(i, fRegionID), "", "is required because no cluster region is configured (--region)")
 	case inst.RegionID == "":
 		inst.RegionID = cfg.ClusterRegion
-	case !regionRE.MatchString(inst.RegionID):
+	case !regionRE().MatchString(inst.RegionID):
 		c.errorf(fmtField(i, fRegionID), show(inst.RegionID), "is not a region id (like cn-hangzhou)")
 	}
 
@@ -137,7 +137,7 @@ func parseInstance(c *collector, i int, m map[string]any, cfg *Config) (Instance
 	}
 
 	inst.AssumeRoleARN = str(fAssumeRoleARN)
-	if inst.AssumeRoleARN != "" && !roleARNRE.MatchString(inst.AssumeRoleARN) {
+	if inst.AssumeRoleARN != "" && !roleARNRE().MatchString(inst.AssumeRoleARN) {
 		c.errorf(fmtField(i, fAssumeRoleARN), show(inst.AssumeRoleARN), "is not a RAM role ARN (acs:ram::<account>:role/<name>)")
 	}
 
@@ -158,12 +158,12 @@ func parseInstance(c *collector, i int, m map[string]any, cfg *Config) (Instance
 
 	inst.RRSARoleARN = str(fRRSARoleARN)
 	inst.RRSAOIDCProviderARN = str(fRRSAProviderARN)
-	if inst.RRSARoleARN != "" && !roleARNRE.MatchString(inst.RRSARoleARN) {
+	if inst.RRSARoleARN != "" && !roleARNRE().MatchString(inst.RRSARoleARN) {
 		c.errorf(fmtField(i, fRRSARoleARN), show(inst.RRSARoleARN), "is not a RAM role ARN (acs:ram::<account>:role/<name>)")
 	}
-	if p := inst.RRSAOIDCProviderARN; p != "" && !providerRE.MatchString(p) {
+	if p := inst.RRSAOIDCProviderARN; p != "" && !providerRE().MatchString(p) {
 		hint := ""
-		if roleARNRE.MatchString(p) {
+		if roleARNRE().MatchString(p) {
 			hint = "; despite its name this field takes the OIDC provider ARN, not a role ARN"
 		}
 		c.errorf(fmtField(i, fRRSAProviderARN), show(p), "is not an OIDC provider ARN (acs:ram::<account>:oidc-provider/<name>)%s", hint)
@@ -185,7 +185,7 @@ func parseInstance(c *collector, i int, m map[string]any, cfg *Config) (Instance
 	case inst.CustomAccessKeyID == "" && !inst.CustomAccessKeySecret.IsZero():
 		c.errorf(fmtField(i, fCustomAK), "", "is required with customAccessKeySecret")
 	case inst.CustomAccessKeyID != "":
-		if !akIDRE.MatchString(inst.CustomAccessKeyID) {
+		if !akIDRE().MatchString(inst.CustomAccessKeyID) {
 			c.errorf(fmtField(i, fCustomAK), show(inst.CustomAccessKeyID), "is not an AccessKey ID")
 		}
 		if strings.ContainsAny(inst.CustomAccessKeySecret.Reveal(), " \t\r\n") {
@@ -263,7 +263,7 @@ func validHostPort(d string) bool {
 		return false
 	}
 	for label := range strings.SplitSeq(host, ".") {
-		if !hostLabelRE.MatchString(label) {
+		if !hostLabelRE().MatchString(label) {
 			return false
 		}
 	}

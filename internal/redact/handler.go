@@ -16,7 +16,7 @@ func Text(s string) string {
 	if strings.Contains(s, "://") {
 		s = urlInText.ReplaceAllStringFunc(s, URL)
 	}
-	if strings.ContainsAny(s, "=:") {
+	if strings.ContainsAny(s, "=:") && mayNameSecret(s) {
 		s = authInText.ReplaceAllString(s, "${1}${2}${3}"+Placeholder)
 		s = keyValueInText.ReplaceAllStringFunc(s, func(m string) string {
 			sub := keyValueInText.FindStringSubmatch(m)
@@ -27,6 +27,20 @@ func Text(s string) string {
 		})
 	}
 	return s
+}
+
+// nameFragments cover every entry of sensitiveNames: a text without any of them (ignoring case
+// and separators) holds no "<sensitive name>=<value>", and the regular expressions are skipped.
+var nameFragments = []string{"pass", "token", "auth", "cookie", "signature", "secret", "docker", "key"}
+
+func mayNameSecret(s string) bool {
+	n := normalizeName(s)
+	for _, f := range nameFragments {
+		if strings.Contains(n, f) {
+			return true
+		}
+	}
+	return false
 }
 
 var authInText = regexp.MustCompile(`(?i)\b((?:proxy-)?authorization)(:\s*|=)((?:Bearer|Basic|ACS3-HMAC-SHA256|acs|Digest) )?[^\s,;"]+`)

@@ -210,3 +210,16 @@ func TestIsSensitiveName(t *testing.T) {
 		}
 	}
 }
+
+// TestNameFragmentsCoverSensitiveNames keeps the fast path of Text honest: every sensitive name
+// contains one of the fragments.
+func TestNameFragmentsCoverSensitiveNames(t *testing.T) {
+	for name := range sensitiveNames {
+		if !mayNameSecret(name) {
+			t.Errorf("sensitive name %q has none of %v", name, nameFragments)
+		}
+	}
+	if mayNameSecret("Finish task: 127.0.0.1:5201/library/app00:v0 -> 127.0.0.1:5202/library/app00:v0") {
+		t.Error("an ordinary log line takes the slow path")
+	}
+}

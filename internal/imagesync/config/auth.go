@@ -10,7 +10,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -192,20 +191,20 @@ func (a *Auth) expand() {
 }
 
 var (
-	wholeVar = regexp.MustCompile(`^\$([A-Za-z_][A-Za-z0-9_]*)$`)
-	braceVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+	wholeVar = lazyRE(`^\$([A-Za-z_][A-Za-z0-9_]*)$`)
+	braceVar = lazyRE(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 )
 
 // ExpandValue expands ${VAR} anywhere and $VAR only when it is the whole value, and only for
 // variables that are set; every other "$" is kept literally (Harbor "robot$name", "pa$$word").
 func ExpandValue(s string) string {
-	if m := wholeVar.FindStringSubmatch(s); m != nil {
+	if m := wholeVar().FindStringSubmatch(s); m != nil {
 		if v, ok := os.LookupEnv(m[1]); ok {
 			return v
 		}
 		return s
 	}
-	return braceVar.ReplaceAllStringFunc(s, func(ref string) string {
+	return braceVar().ReplaceAllStringFunc(s, func(ref string) string {
 		if v, ok := os.LookupEnv(ref[2 : len(ref)-1]); ok {
 			return v
 		}

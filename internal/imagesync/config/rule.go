@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -53,8 +54,8 @@ type Defaults struct {
 }
 
 var (
-	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE = regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`)
+	tagRE    = lazyRE(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	digestRE = lazyRE(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`)
 )
 
 // ErrEmptyDestination is returned for "" destinations when no default registry/namespace is set.
@@ -150,7 +151,7 @@ func parseRef(s string, isSource bool) (Ref, error) {
 	case strings.Contains(s, "@"):
 		i := strings.Index(s, "@")
 		repo, r.Digest = s[:i], s[i+1:]
-		if !digestRE.MatchString(r.Digest) {
+		if !digestRE().MatchString(r.Digest) {
 			return r, fmt.Errorf("invalid digest %q", r.Digest)
 		}
 		if strings.HasPrefix(r.Digest, "sha256:") && len(r.Digest) != len("sha256:")+64 {
@@ -175,7 +176,7 @@ func parseRef(s string, isSource bool) (Ref, error) {
 			repo = s[:c]
 			for _, t := range strings.Split(s[c+1:], ",") {
 				t = strings.TrimSpace(t)
-				if !tagRE.MatchString(t) {
+				if !tagRE().MatchString(t) {
 					return r, fmt.Errorf("invalid tag %q", t)
 				}
 				r.Tags = append(r.Tags, t)
@@ -360,4 +361,9 @@ func (r Rule) ForRepository(repo string) (Rule, bool) {
 	out.Src.Repository = repo
 	out.Dst.Repository = strings.TrimPrefix(r.Dst.Repository+"/"+rest, "/")
 	return out, true
+}
+
+// lazyRE compiles pattern on first use, keeping it off every binary's start-up path.
+func lazyRE(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }
