@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ import (
 	"github.com/ferrypull/ferry/internal/imagesync/plan"
 	"github.com/ferrypull/ferry/internal/imagesync/progress"
 	"github.com/ferrypull/ferry/internal/imagesync/report"
+	"github.com/ferrypull/ferry/internal/imagesync/state"
 	"github.com/ferrypull/ferry/internal/registry"
 )
 
@@ -66,6 +68,8 @@ type flags struct {
 	interval     time.Duration
 	metricsAddr  string
 	referrers    bool
+	statePath    string
+	stateTTL     time.Duration
 }
 
 // NewCommand builds the root command.
@@ -125,6 +129,8 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.BoolVar(&f.referrers, "referrers", false, "also copy OCI referrers (API or sha256-<hex> fallback tag) and cosign .sig/.att/.sbom tags of every image")
 	pf.DurationVar(&f.interval, "interval", 0, "run again every interval until SIGTERM (0: run once); the files are re-read every run")
 	pf.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464) at /metrics")
+	pf.StringVar(&f.statePath, "state", defaultStatePath(), `state file remembering what each destination holds, so an unchanged tag costs one source HEAD ("" disables)`)
+	pf.DurationVar(&f.stateTTL, "state-ttl", time.Hour, "trust a remembered destination tag for between half of this and this long, then check it again (0: always check)")
 	return cmd
 }
 
@@ -250,6 +256,9 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 	if f.interval < 0 {
 		return &configError{fmt.Errorf("--interval %s: must not be negative", f.interval)}
 	}
+	if f.stateTTL < 0 {
+		return &configError{fmt.Errorf("--state-ttl %s: must not be negative", f.stateTTL)}
+	}
 	var m *metrics
 	if f.metricsAddr != "" || o.MetricsListener != nil {
 		if m, err = serveMetrics(ctx, f.metricsAddr, o.MetricsListener, log); err != nil {
@@ -282,6 +291,16 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 		case <-t.C:
 		}
 	}
+}
+
+// defaultStatePath is the state file in the user's cache directory ($XDG_CACHE_HOME or
+// ~/.cache), or "" (no state) when there is none.
+func defaultStatePath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "ferry", "image-syncer", "state.json")
 }
 
 // syncOnce loads the files and runs one synchronization.
@@ -328,14 +347,26 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 		}
 	}
 	tr := registry.NewRetry(registry.NewLimit(ht, f.perHost), registry.DefaultRetryPolicy)
+	var st *state.Store
+	if f.statePath != "" && f.stateTTL > 0 {
+		if st, err = state.Open(f.statePath, f.stateTTL, nil); err != nil {
+			log.Warnf("%v", err)
+		}
+	}
 	eng, err := engine.New(engine.Options{
 		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs,
-		Filter: filter, Force: f.force, DryRun: f.dryRun, Referrers: f.referrers,
+		Filter: filter, Force: f.force, DryRun: f.dryRun, Referrers: f.referrers, State: st,
 		Observer: &observer{log: log, prog: prog},
 	})
 	if err != nil {
 		return &configError{err}
 	}
+
+	dstHosts := make([]string, len(rules))
+	for i, r := range rules {
+		dstHosts[i] = r.Dst.Registry
+	}
+	eng.SpotCheck(ctx, dstHosts) // while the tags are listed
 
 	// tag and catalog listings are cheap GETs: list as widely as the HEAD checks run
 	expanded := plan.Expand(ctx, rules, eng, max(4*f.proc, 16))
@@ -377,7 +408,11 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 			}
 		},
 	})
+	remembered := 0
 	for _, r := range results {
+		if r.FromState {
+			remembered++
+		}
 		d := report.Destination{Ref: r.Task.Dest, Status: string(r.Status), Digest: r.DstDigest, Bytes: r.Bytes, Message: r.Message}
 		rep.Add(r.Task.Source, r.Digest, d, r.Err)
 		m.observeImage(string(r.Status), r.Bytes)
@@ -388,8 +423,16 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 	for range expanded.Failed {
 		m.observeImage("failed", 0)
 	}
+	if st != nil && !f.dryRun {
+		if err := st.Save(); err != nil {
+			log.Warnf("state not saved (the next run checks every destination): %v", err)
+		}
+	}
 	final := rep.Done(time.Now())
 	log.Finished(failed, time.Since(start))
+	if remembered > 0 {
+		log.Infof("%d unchanged images were skipped from the state file %s without asking their destination (--state-ttl %s)", remembered, f.statePath, f.stateTTL)
+	}
 	if f.dryRun {
 		log.Infof("dry run: %d images would be copied, %d bytes of blobs (upper bound), %d unchanged", final.Summary.Planned, final.Summary.Bytes, final.Summary.Skipped)
 	}

@@ -187,6 +187,26 @@ func TestHarborToSelfSignedDestination(t *testing.T) {
 	if !strings.Contains(r.stderr, "skip synchronization because destination image exists") {
 		t.Errorf("no skip line in re-run log")
 	}
+	// The re-run trusted the default state file (in the user cache directory) for all 13.
+	if !strings.Contains(r.stderr, "13 unchanged images were skipped from the state file "+defaultStatePath()) {
+		t.Errorf("re-run did not use the default state file:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "ferry", "image-syncer", "state.json")); err != nil {
+		t.Errorf("default state file: %v", err)
+	}
+	// Without a state file the same re-run asks both sides and still skips everything.
+	r = runCmd(t, "--auth", auth, "--images", images, "--report", reportFile, "--state", "")
+	data, _ = os.ReadFile(reportFile)
+	rep = report.Report{}
+	if err := json.Unmarshal(data, &rep); err != nil || r.err != nil {
+		t.Fatal(err, r.err)
+	}
+	if rep.Summary.Skipped != 13 || strings.Contains(r.stderr, "from the state file") {
+		t.Errorf("--state \"\" re-run: %+v\n%s", rep.Summary, r.stderr)
+	}
+	if r = runCmd(t, "--auth", auth, "--images", images, "--state-ttl", "-1s"); r.err == nil || !strings.Contains(r.err.Error(), `--state-ttl -1s`) {
+		t.Errorf("negative --state-ttl: %v", r.err)
+	}
 }
 
 // TestSeed004LegacyConfig runs the Harbor → ACR example's shape: a --config JSON with auth and an

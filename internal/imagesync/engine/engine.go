@@ -1,7 +1,7 @@
 // Package engine copies images between registries byte-exactly: manifests and indexes are moved as
 // their raw bytes, children before parents and blobs before manifests; unchanged images are skipped
-// with one HEAD per side; each blob is uploaded once per destination registry per run and mounted
-// into other repositories.
+// with one HEAD per side, or with one source HEAD alone when the state remembers the destination;
+// each blob is uploaded once per destination registry per run and mounted into other repositories.
 package engine
 
 import (
@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrypull/ferry/internal/imagesync/plan"
+	"github.com/ferrypull/ferry/internal/imagesync/state"
 	"github.com/ferrypull/ferry/internal/registry"
 )
 
@@ -56,6 +57,8 @@ type Result struct {
 	Message   string
 	Err       error
 	Duration  time.Duration
+	// FromState: skipped because the state remembered the destination (it was not asked).
+	FromState bool
 }
 
 // BlobEvent reports one blob handled for a task.
@@ -101,6 +104,11 @@ type Options struct {
 	// Referrers also copies OCI referrers and cosign .sig/.att/.sbom tags of every image
 	// (copied or unchanged), at the cost of a few extra requests per image.
 	Referrers bool
+	// State, if set, remembers what each destination holds across runs: a source tag whose digest
+	// is unchanged since it was copied or confirmed is skipped without asking the destination
+	// (after one spot check per destination registry per Engine). Ignored with Force; read-only
+	// with DryRun.
+	State *state.Store
 }
 
 // Engine copies images. It is safe for concurrent use; one Engine per run shares tokens,
@@ -117,18 +125,28 @@ type Engine struct {
 
 	srcMu    sync.Mutex
 	srcHeads map[string]*headEntry
+
+	variant string // the platform filter, as recorded in the state
+	trustMu sync.Mutex
+	trust   map[string]*trustGate // destination registry → spot-check verdict
+}
+
+// trustGate is the verdict of the one spot check per destination registry.
+type trustGate struct {
+	done chan struct{}
+	ok   bool
 }
 
 type headEntry struct {
 	done  chan struct{}
-	d     v1.Hash
+	d     v1.Descriptor
 	found bool
 	err   error
 }
 
 // headSource HEADs a source reference once per run, however many destinations it has; failures
 // are not remembered so a retry round asks again.
-func (e *Engine) headSource(ctx context.Context, ref name.Reference) (v1.Hash, bool, error) {
+func (e *Engine) headSource(ctx context.Context, ref name.Reference) (v1.Descriptor, bool, error) {
 	key := ref.String()
 	e.srcMu.Lock()
 	if h, ok := e.srcHeads[key]; ok {
@@ -136,17 +154,17 @@ func (e *Engine) headSource(ctx context.Context, ref name.Reference) (v1.Hash, b
 		select {
 		case <-h.done:
 		case <-ctx.Done():
-			return v1.Hash{}, false, ctx.Err()
+			return v1.Descriptor{}, false, ctx.Err()
 		}
 		if h.err == nil {
 			return h.d, h.found, nil
 		}
-		return e.head(ctx, ref)
+		return e.headDesc(ctx, ref)
 	}
 	h := &headEntry{done: make(chan struct{})}
 	e.srcHeads[key] = h
 	e.srcMu.Unlock()
-	h.d, h.found, h.err = e.head(ctx, ref)
+	h.d, h.found, h.err = e.headDesc(ctx, ref)
 	if h.err != nil {
 		e.srcMu.Lock()
 		delete(e.srcHeads, key)
@@ -174,7 +192,7 @@ func New(o Options) (*Engine, error) {
 		}
 		o.Transport = registry.NewRetry(ht, registry.DefaultRetryPolicy)
 	}
-	o.Transport = registry.NewPingCache(o.Transport)
+	o.Transport = registry.NewConditional(registry.NewPingCache(o.Transport))
 	ropts := []remote.Option{
 		remote.WithTransport(o.Transport),
 		remote.WithAuthFromKeychain(o.Keychain),
@@ -190,7 +208,8 @@ func New(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}}, planned: map[string]bool{}, srcHeads: map[string]*headEntry{}}, nil
+	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}},
+		planned: map[string]bool{}, srcHeads: map[string]*headEntry{}, variant: o.Filter.String(), trust: map[string]*trustGate{}}, nil
 }
 
 func (e *Engine) nameOpts(host string) []name.Option {
@@ -236,25 +255,31 @@ func isNotFound(err error) bool {
 // head returns the digest of ref with one HEAD, falling back to a GET when the registry does not
 // send Docker-Content-Digest. found is false on 404.
 func (e *Engine) head(ctx context.Context, ref name.Reference) (d v1.Hash, found bool, err error) {
+	desc, found, err := e.headDesc(ctx, ref)
+	return desc.Digest, found, err
+}
+
+// headDesc is head returning the whole descriptor (digest, media type, size).
+func (e *Engine) headDesc(ctx context.Context, ref name.Reference) (d v1.Descriptor, found bool, err error) {
 	desc, err := e.puller.Head(ctx, ref)
 	if err == nil {
-		return desc.Digest, true, nil
+		return *desc, true, nil
 	}
 	if isNotFound(err) {
-		return v1.Hash{}, false, nil
+		return v1.Descriptor{}, false, nil
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
-		return v1.Hash{}, false, err
+		return v1.Descriptor{}, false, err
 	}
 	g, gerr := e.puller.Get(ctx, ref)
 	if gerr != nil {
 		if isNotFound(gerr) {
-			return v1.Hash{}, false, nil
+			return v1.Descriptor{}, false, nil
 		}
-		return v1.Hash{}, false, gerr
+		return v1.Descriptor{}, false, gerr
 	}
-	return g.Digest, true, nil
+	return g.Descriptor, true, nil
 }
 
 func (e *Engine) refs(t plan.Task) (src, dst name.Reference, srcRepo, dstRepo name.Repository, err error) {
@@ -292,6 +317,7 @@ type checked struct {
 	srcRepo, dstRepo name.Repository
 	dstDigest        v1.Hash
 	dstFound         bool
+	srcDesc          v1.Descriptor // the source manifest, when it was asked (HEAD or GET)
 }
 
 func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *atomic.Int64) error {
@@ -308,48 +334,180 @@ func (e *Engine) copy(ctx context.Context, t plan.Task, res *Result, counter *at
 	return e.transfer(ctx, t, st, res, counter)
 }
 
-// check resolves the references and, unless --force, compares the source and destination digests
-// with one HEAD each.
+// check resolves the references and, unless --force, decides whether the destination already
+// holds the source image: from the state with one source HEAD, or with one HEAD per side.
 func (e *Engine) check(ctx context.Context, t plan.Task, res *Result) (*checked, error) {
 	src, dst, srcRepo, dstRepo, err := e.refs(t)
 	if err != nil {
 		return nil, err
 	}
 	st := &checked{src: src, dst: dst, srcRepo: srcRepo, dstRepo: dstRepo}
-	var dstDigest v1.Hash
-	var dstFound bool
+	if e.o.Force {
+		return st, nil
+	}
+	if done, err := e.checkState(ctx, t, st, res); done || err != nil {
+		return st, err
+	}
 	// The no-op path: one HEAD per side, digest compare, no blob traffic. The destination is asked
 	// first: when it lacks the tag, the source HEAD would be wasted (its manifest GET follows).
-	if !e.o.Force {
-		dstDigest, dstFound, err = e.head(ctx, dst)
+	st.dstDigest, st.dstFound, err = e.head(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("head destination %s: %w", t.Dest, err)
+	}
+	if st.dstFound && !e.o.Filter.Active() {
+		srcDigest, err := e.sourceDigest(ctx, t, st)
 		if err != nil {
-			return nil, fmt.Errorf("head destination %s: %w", t.Dest, err)
+			return nil, err
 		}
-		if dstFound && !e.o.Filter.Active() {
-			var srcDigest v1.Hash
-			if t.ByDigest {
-				if srcDigest, err = v1.NewHash(t.SrcID); err != nil {
-					return nil, err
-				}
-			} else {
-				d, found, err := e.headSource(ctx, src)
-				if err != nil {
-					return nil, fmt.Errorf("head source %s: %w", t.Source, err)
-				}
-				if !found {
-					return nil, fmt.Errorf("source %s: manifest unknown", t.Source)
-				}
-				srcDigest = d
-			}
-			if srcDigest == dstDigest {
-				res.Status, res.Message = Skipped, MsgExists
-				res.Digest, res.DstDigest = srcDigest.String(), dstDigest.String()
-				st.done = true
-			}
+		if srcDigest == st.dstDigest {
+			e.skipped(st, res, srcDigest.String(), st.dstDigest.String())
+			e.remember(st, res)
 		}
 	}
-	st.dstDigest, st.dstFound = dstDigest, dstFound
 	return st, nil
+}
+
+// sourceDigest is the digest the task's source points at: its own for a digest reference, else
+// one HEAD (shared by every destination of the source), whose descriptor is kept in st.
+func (e *Engine) sourceDigest(ctx context.Context, t plan.Task, st *checked) (v1.Hash, error) {
+	if t.ByDigest {
+		return v1.NewHash(t.SrcID)
+	}
+	d, found, err := e.headSource(ctx, st.src)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("head source %s: %w", t.Source, err)
+	}
+	if !found {
+		return v1.Hash{}, fmt.Errorf("source %s: manifest unknown", t.Source)
+	}
+	st.srcDesc = d
+	return d.Digest, nil
+}
+
+func (e *Engine) skipped(st *checked, res *Result, srcDigest, dstDigest string) {
+	res.Status, res.Message = Skipped, MsgExists
+	res.Digest, res.DstDigest = srcDigest, dstDigest
+	st.done = true
+}
+
+// checkState is the remembered no-op: when the state trusts that the destination holds what the
+// source pointed at when it was copied or confirmed, and the source still points there, the task
+// is done after one source HEAD. The first such task per destination registry HEADs its destination
+// too (the spot check): a miss there means the registry was wiped or replaced, so its entries are
+// dropped and every task of that registry is checked on both sides.
+func (e *Engine) checkState(ctx context.Context, t plan.Task, st *checked, res *Result) (bool, error) {
+	if e.o.State == nil {
+		return false, nil
+	}
+	ent, ok := e.o.State.Lookup(st.dst.Name())
+	if !ok || ent.Variant != e.variant {
+		return false, nil
+	}
+	if ent.SrcType != "" && ent.SrcSize > 0 {
+		// the source answers "304 Not Modified" without reading the manifest when it still points there
+		ctx = registry.WithKnownManifest(ctx, st.src.Context().RepositoryStr(), st.src.Identifier(),
+			registry.KnownManifest{Digest: ent.Src, MediaType: ent.SrcType, Size: ent.SrcSize})
+	}
+	srcDigest, err := e.sourceDigest(ctx, t, st)
+	if err != nil || srcDigest.String() != ent.Src {
+		return false, err
+	}
+	if !e.dstTrusted(ctx, st.dstRepo.RegistryStr(), func() (bool, bool) { return e.verifyEntry(ctx, st.dst, ent) }) {
+		return false, nil
+	}
+	e.skipped(st, res, ent.Src, ent.Dst)
+	res.FromState = true
+	return true, nil
+}
+
+// SpotCheck verifies the state of each destination registry in hosts in the background, with one
+// HEAD of its newest remembered tag, so that tasks find the verdict ready instead of waiting for
+// their own spot check. Calling it is optional.
+func (e *Engine) SpotCheck(ctx context.Context, hosts []string) {
+	if e.o.State == nil || e.o.Force {
+		return
+	}
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		reg, err := name.NewRegistry(h, e.nameOpts(h)...)
+		if err != nil || seen[reg.RegistryStr()] {
+			continue
+		}
+		host := reg.RegistryStr()
+		seen[host] = true
+		key, ent, ok := e.o.State.Newest(host)
+		if !ok {
+			continue
+		}
+		ref, err := name.ParseReference(key, e.nameOpts(host)...)
+		if err != nil {
+			continue
+		}
+		if g, first := e.gate(host); first {
+			go e.settle(g, host, func() (bool, bool) { return e.verifyEntry(ctx, ref, ent) })
+		}
+	}
+}
+
+// verifyEntry HEADs a remembered destination reference: (matches, definitive).
+func (e *Engine) verifyEntry(ctx context.Context, ref name.Reference, ent state.Entry) (bool, bool) {
+	d, found, err := e.head(ctx, ref)
+	if err != nil {
+		return false, false // unknown: distrust this run, keep the entries
+	}
+	return found && d.String() == ent.Dst, true
+}
+
+// gate returns the spot-check gate of a destination registry; first is true for the caller that
+// created it and must settle it.
+func (e *Engine) gate(host string) (g *trustGate, first bool) {
+	e.trustMu.Lock()
+	defer e.trustMu.Unlock()
+	if g, ok := e.trust[host]; ok {
+		return g, false
+	}
+	g = &trustGate{done: make(chan struct{})}
+	e.trust[host] = g
+	return g, true
+}
+
+// settle runs verify, which reports (matches, definitive), and publishes the verdict; a definitive
+// miss drops the registry's entries from the state.
+func (e *Engine) settle(g *trustGate, host string, verify func() (bool, bool)) {
+	ok, definitive := verify()
+	if !ok && definitive {
+		e.o.State.DropHost(host)
+	}
+	g.ok = ok
+	close(g.done)
+}
+
+// dstTrusted returns the spot-check verdict for a destination registry, running verify if no spot
+// check has started yet for it in this Engine.
+func (e *Engine) dstTrusted(ctx context.Context, host string, verify func() (bool, bool)) bool {
+	g, first := e.gate(host)
+	if first {
+		e.settle(g, host, verify)
+	}
+	select {
+	case <-g.done:
+		return g.ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// remember records in the state that the task's destination now holds res.DstDigest from
+// res.Digest (not in a dry run, which writes nothing).
+func (e *Engine) remember(st *checked, res *Result) {
+	if e.o.State == nil || e.o.DryRun || res.Digest == "" || res.DstDigest == "" {
+		return
+	}
+	ent := state.Entry{Src: res.Digest, Dst: res.DstDigest, Variant: e.variant}
+	if st.srcDesc.Digest.String() == res.Digest {
+		ent.SrcType, ent.SrcSize = string(st.srcDesc.MediaType), st.srcDesc.Size
+	}
+	e.o.State.Put(st.dst.Name(), ent)
 }
 
 // transfer fetches the source manifest and copies the tree.
@@ -361,6 +519,7 @@ func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Re
 		return fmt.Errorf("get source manifest %s: %w", t.Source, err)
 	}
 	res.Digest = desc.Digest.String()
+	st.srcDesc = desc.Descriptor
 	raw, mt := desc.Manifest, desc.MediaType
 	var children []v1.Descriptor // nil: all children of an index
 	if e.o.Filter.Active() {
@@ -400,6 +559,7 @@ func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Re
 	res.DstDigest = topDigest.String()
 	if !e.o.Force && dstFound && dstDigest == topDigest {
 		res.Status, res.Message = Skipped, MsgExists
+		e.remember(st, res)
 		return nil
 	}
 	if strings.Contains(t.DstID, ":") && topDigest.String() != t.DstID {
@@ -416,6 +576,7 @@ func (e *Engine) transfer(ctx context.Context, t plan.Task, st *checked, res *Re
 		return err
 	}
 	res.Status = Copied
+	e.remember(st, res)
 	if e.o.Referrers {
 		return e.copyReferrers(ctx, t, srcRepo, dstRepo, res.Digest, counter)
 	}

@@ -37,6 +37,7 @@ type counter struct {
 	// onRequest, if set, may fail a request before it is sent (used to simulate a killed run).
 	onRequest func(*http.Request) error
 	committed atomic.Int32 // blob uploads the registry confirmed (201)
+	notMod    atomic.Int32 // 304 Not Modified answers
 }
 
 func kind(p string) string {
@@ -66,10 +67,13 @@ func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err == nil && r.Method == http.MethodPut && resp.StatusCode == http.StatusCreated && kind(r.URL.Path) == "upload" {
 		c.committed.Add(1)
 	}
+	if err == nil && resp.StatusCode == http.StatusNotModified {
+		c.notMod.Add(1)
+	}
 	return resp, err
 }
 
-func (c *counter) reset() { c.mu.Lock(); c.reqs = nil; c.mu.Unlock() }
+func (c *counter) reset() { c.mu.Lock(); c.reqs = nil; c.notMod.Store(0); c.mu.Unlock() }
 
 func (c *counter) count(host, method, k string) int {
 	c.mu.Lock()
@@ -517,8 +521,11 @@ func TestResumeDoesNotReuploadFinishedBlobs(t *testing.T) {
 		}
 	}
 	c2.mu.Unlock()
-	if commits < len(allMissing) || commits > len(missing) {
-		t.Errorf("second run committed %d uploads, want between %d and %d", commits, len(allMissing), len(missing))
+	// No lower bound: a PUT cut off by the kill may still complete on the server after the
+	// presence check above (seen once in ~10 runs), and the second run then rightly skips it; the
+	// digest checks below prove nothing is missing.
+	if commits > len(missing) {
+		t.Errorf("second run committed %d uploads, want at most %d (%d missing everywhere)", commits, len(missing), len(allMissing))
 	}
 	t.Logf("first run committed %d, %d (repository, blob) pairs present, second run uploaded %d", finished, present, commits)
 	for dst, src := range map[string]string{"all/app:v1": "proj/app:v1", "all/app:a1": "proj/app:a1", "m/oci:1": "proj/oci:1"} {

@@ -54,6 +54,25 @@ func ParsePlatformFilter(oses, arches []string, sparse bool) (PlatformFilter, er
 	return f, nil
 }
 
+// String is the filter in a canonical form ("" when inactive), e.g. "os=linux arch=/arm/v7
+// sparse"; the state records it so a copy made with one filter is not taken for another's.
+func (f PlatformFilter) String() string {
+	if !f.Active() {
+		return ""
+	}
+	var parts []string
+	for _, o := range f.OS {
+		parts = append(parts, "os="+strings.TrimSuffix(o.os+":"+o.version, ":"))
+	}
+	for _, a := range f.Arch {
+		parts = append(parts, "arch="+a.os+"/"+a.arch+"/"+a.variant)
+	}
+	if f.Sparse {
+		parts = append(parts, "sparse")
+	}
+	return strings.Join(parts, " ")
+}
+
 func splitAll(vs []string) []string {
 	var out []string
 	for _, v := range vs {
