@@ -40,6 +40,9 @@ type Options struct {
 	Hosts []string
 	// Users enables htpasswd (bcrypt) basic auth with these user → password pairs.
 	Users map[string]string
+	// SparseIndexes (distribution only) accepts an image index whose children are not all present
+	// (validation.manifests.indexes.platforms: none), as registries that store sparse indexes do.
+	SparseIndexes bool
 }
 
 // Registry is a running registry.
@@ -145,6 +148,9 @@ func StartDistribution(t testing.TB, opts Options) *Registry {
 	}
 	if htpasswd != "" {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "ferry-test", "path": htpasswd}}
+	}
+	if opts.SparseIndexes {
+		cfg.Validation.Manifests.Indexes.Platforms = "none"
 	}
 	cfg.Log.AccessLog.Disabled = true
 	logrus.SetOutput(io.Discard) // handlers.NewApp ignores cfg.Log
