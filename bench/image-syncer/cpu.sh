@@ -3,7 +3,7 @@
 # first sync and no-op (a load-independent complement to wall time on a shared machine).
 #   usage: env.sh start; cpu.sh [ROUNDS]
 set -euo pipefail
-W=${W:-/tmp/ferry-bench-env}; BIN=${BIN:-$HOME/.cache/ferry-bench/bin}; HERE=$(cd "$(dirname "$0")" && pwd)
+W=${W:-/dev/shm/ferry-bench-env}; BIN=${BIN:-$HOME/.cache/ferry-bench/bin}; HERE=$(cd "$(dirname "$0")" && pwd)
 FERRY=${FERRY:-$HERE/../../bin/image-syncer}
 cpu() { awk '{print $14+$15}' /proc/$(cat $W/$1.pid)/stat; }
 for i in $(seq ${1:-2}); do for tool in ferry regsync; do

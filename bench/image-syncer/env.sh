@@ -2,8 +2,12 @@
 # Start two Debian docker-registry instances on 127.0.0.1:5201 (source, with the bench corpus) and
 # :5202 (empty destination) under $W for profiling ferry's image-syncer by hand.
 #   usage: env.sh start|stop|reset-dst [REPOS] [TAGS]
+# The registries' storage lives on tmpfs (/dev/shm) by default: on this VM's ext4 root, repeatedly
+# deleting and recreating the destination tree makes ext4's inode allocator scan past recently
+# deleted inodes (find_inode_bit / recently_deleted), which adds seconds of kernel time to every
+# first sync, drifting upwards run after run, whatever the tool.
 set -euo pipefail
-W=${W:-/tmp/ferry-bench-env}; BIN=${BIN:-$HOME/.cache/ferry-bench/bin}
+W=${W:-/dev/shm/ferry-bench-env}; BIN=${BIN:-$HOME/.cache/ferry-bench/bin}
 cfg() { mkdir -p $W; cat > $W/$1.yml <<Y
 version: 0.1
 storage: {filesystem: {rootdirectory: $W/$1}, delete: {enabled: true}}
