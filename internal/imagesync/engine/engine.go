@@ -403,6 +403,10 @@ func (e *Engine) checkState(ctx context.Context, t plan.Task, st *checked, res *
 	if !ok || ent.Variant != e.variant {
 		return false, nil
 	}
+	// the verdict first: a wiped destination wastes no source HEAD (SpotCheck usually has it ready)
+	if !e.dstTrusted(ctx, st.dstRepo.RegistryStr(), func() (bool, bool) { return e.verifyEntry(ctx, st.dst, ent) }) {
+		return false, nil
+	}
 	if ent.SrcType != "" && ent.SrcSize > 0 {
 		// the source answers "304 Not Modified" without reading the manifest when it still points there
 		ctx = registry.WithKnownManifest(ctx, st.src.Context().RepositoryStr(), st.src.Identifier(),
@@ -411,9 +415,6 @@ func (e *Engine) checkState(ctx context.Context, t plan.Task, st *checked, res *
 	srcDigest, err := e.sourceDigest(ctx, t, st)
 	if err != nil || srcDigest.String() != ent.Src {
 		return false, err
-	}
-	if !e.dstTrusted(ctx, st.dstRepo.RegistryStr(), func() (bool, bool) { return e.verifyEntry(ctx, st.dst, ent) }) {
-		return false, nil
 	}
 	e.skipped(st, res, ent.Src, ent.Dst)
 	res.FromState = true

@@ -135,6 +135,9 @@ func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 	if got := c.count(D, "HEAD", "manifest"); got < n {
 		t.Errorf("destination HEADs after a failed spot check = %d, want ≥ %d", got, n)
 	}
+	if got := c.count(S, "HEAD", "manifest"); got != 0 {
+		t.Errorf("source HEADs after a failed spot check = %d, want 0 (the manifests are fetched)", got)
+	}
 	for _, p := range []string{"proj/list:1", "proj/oci:1", "proj/raw:1"} {
 		dst := map[string]string{"proj/list:1": "/m/list:1", "proj/oci:1": "/m/oci:1", "proj/raw:1": "/m/raw:1"}[p]
 		if got := digestOf(t, D+dst); got != f.digests[p].String() {
