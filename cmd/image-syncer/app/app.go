@@ -362,11 +362,11 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 		return &configError{err}
 	}
 
-	dstHosts := make([]string, len(rules))
+	dsts := make([]string, len(rules))
 	for i, r := range rules {
-		dstHosts[i] = r.Dst.Registry
+		dsts[i] = r.Dst.Name()
 	}
-	eng.SpotCheck(ctx, dstHosts) // while the tags are listed
+	eng.SpotCheck(ctx, dsts) // while the tags are listed
 
 	// tag and catalog listings are cheap GETs: list as widely as the HEAD checks run
 	expanded := plan.Expand(ctx, rules, eng, max(4*f.proc, 16))

@@ -421,22 +421,38 @@ func (e *Engine) checkState(ctx context.Context, t plan.Task, st *checked, res *
 	return true, nil
 }
 
-// SpotCheck verifies the state of each destination registry in hosts in the background, with one
-// HEAD of its newest remembered tag, so that tasks find the verdict ready instead of waiting for
-// their own spot check. Calling it is optional.
-func (e *Engine) SpotCheck(ctx context.Context, hosts []string) {
+// SpotCheck verifies the state of each destination registry in the background, with one HEAD of
+// the newest remembered reference under the run's destinations (registry/repository names, or bare
+// registries), so that tasks find the verdict ready instead of waiting for their own spot check.
+// Choosing among this run's destinations keeps the check within what its credentials may read.
+// Calling it is optional.
+func (e *Engine) SpotCheck(ctx context.Context, destinations []string) {
 	if e.o.State == nil || e.o.Force {
 		return
 	}
-	seen := map[string]bool{}
-	for _, h := range hosts {
+	byHost := map[string][]string{} // host → normalised prefixes
+	var hosts []string
+	for _, d := range destinations {
+		h, _, _ := strings.Cut(d, "/")
 		reg, err := name.NewRegistry(h, e.nameOpts(h)...)
-		if err != nil || seen[reg.RegistryStr()] {
+		if err != nil {
 			continue
 		}
-		host := reg.RegistryStr()
-		seen[host] = true
-		key, ent, ok := e.o.State.Newest(host)
+		prefix := reg.RegistryStr()
+		if strings.Contains(d, "/") {
+			repo, err := name.NewRepository(d, e.nameOpts(h)...)
+			if err != nil {
+				continue
+			}
+			prefix = repo.Name()
+		}
+		if _, ok := byHost[reg.RegistryStr()]; !ok {
+			hosts = append(hosts, reg.RegistryStr())
+		}
+		byHost[reg.RegistryStr()] = append(byHost[reg.RegistryStr()], prefix)
+	}
+	for _, host := range hosts {
+		key, ent, ok := e.o.State.Newest(byHost[host]...)
 		if !ok {
 			continue
 		}

@@ -3,7 +3,6 @@ package engine
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +28,11 @@ func stateRun(t *testing.T, path string, clk *fakeclock.Clock, o Options, pairs 
 	tasks := rules(t, e, pairs...)
 	c.reset()
 	// as the command does: verify each destination registry while the tasks are prepared
-	e.SpotCheck(t.Context(), []string{pairs[0][1][:strings.Index(pairs[0][1], "/")]})
+	var dsts []string
+	for _, p := range pairs {
+		dsts = append(dsts, p[1]) // host:port/repository, as the command passes rule destinations
+	}
+	e.SpotCheck(t.Context(), dsts)
 	res := e.Run(t.Context(), tasks, RunOptions{Jobs: 3})
 	if err := st.Save(); err != nil {
 		t.Fatal(err)

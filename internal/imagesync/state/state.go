@@ -165,20 +165,34 @@ func (s *Store) Put(key string, e Entry) {
 	s.changed[key] = true
 }
 
-// Newest returns the most recently written or checked trusted entry of one destination registry
-// (host[:port]) and its key.
-func (s *Store) Newest(host string) (string, Entry, bool) {
+// Newest returns the most recently written or checked trusted entry, and its key, among the
+// entries under any of the prefixes: "host" (a whole registry) or "host/repository" (that
+// repository and, for a namespace, the repositories below it).
+func (s *Store) Newest(prefixes ...string) (string, Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	var key string
 	var best Entry
 	for k, e := range s.entries {
-		if strings.HasPrefix(k, host+"/") && s.fresh(k, e, now) && (key == "" || e.At.After(best.At) || e.At.Equal(best.At) && k < key) {
+		if under(k, prefixes) && s.fresh(k, e, now) && (key == "" || e.At.After(best.At) || e.At.Equal(best.At) && k < key) {
 			key, best = k, e
 		}
 	}
 	return key, best, key != ""
+}
+
+// under reports whether reference key (host/repository:tag or @digest) lies under a prefix.
+func under(key string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(key, p); ok && rest != "" && strings.ContainsRune("/:@", rune(rest[0])) {
+			if !strings.Contains(p, "/") && rest[0] != '/' {
+				continue // a bare host matches only host/...
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // DropHost forgets every entry of one destination registry (host[:port]) and returns how many.

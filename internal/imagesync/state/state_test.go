@@ -232,3 +232,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestNewestUnderPrefixes(t *testing.T) {
+	clk := fakeclock.New(t0)
+	s := open(t, "", time.Hour, clk)
+	s.Put("reg:5000/team/app:v1", Entry{Src: dA, Dst: dA, At: t0.Add(-3 * time.Minute)})
+	s.Put("reg:5000/team/app:v2", Entry{Src: dA, Dst: dA, At: t0.Add(-2 * time.Minute)})
+	s.Put("reg:5000/other/x@"+dB, Entry{Src: dB, Dst: dB, At: t0.Add(-time.Minute)})
+	s.Put("reg:50001/team/app:v9", Entry{Src: dA, Dst: dA, At: t0})
+	s.Put("reg:5000/team/application:v3", Entry{Src: dA, Dst: dA, At: t0})
+	tests := []struct {
+		prefixes []string
+		want     string
+	}{
+		{[]string{"reg:5000"}, "reg:5000/team/application:v3"},
+		{[]string{"reg:5000/team/app"}, "reg:5000/team/app:v2"},
+		{[]string{"reg:5000/team/app", "reg:5000/other/x"}, "reg:5000/other/x@" + dB},
+		{[]string{"reg:5000/other"}, "reg:5000/other/x@" + dB}, // a namespace
+		{[]string{"reg:500"}, ""},
+		{[]string{"reg:5000/team/ap"}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		got, _, ok := s.Newest(tt.prefixes...)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("Newest(%q) = %q %v, want %q", tt.prefixes, got, ok, tt.want)
+		}
+	}
+}
