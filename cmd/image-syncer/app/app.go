@@ -68,7 +68,7 @@ type flags struct {
 	interval     time.Duration
 	metricsAddr  string
 	referrers    bool
-	statePath    string
+	stateDir     string
 	stateTTL     time.Duration
 }
 
@@ -129,7 +129,7 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.BoolVar(&f.referrers, "referrers", false, "also copy OCI referrers (API or sha256-<hex> fallback tag) and cosign .sig/.att/.sbom tags of every image")
 	pf.DurationVar(&f.interval, "interval", 0, "run again every interval until SIGTERM (0: run once); the files are re-read every run")
 	pf.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464) at /metrics")
-	pf.StringVar(&f.statePath, "state", defaultStatePath(), `state file remembering what each destination holds, so an unchanged tag costs one source HEAD ("" disables)`)
+	pf.StringVar(&f.stateDir, "state-dir", defaultStateDir(), `directory of state files (one per destination registry) remembering what each destination holds, so an unchanged tag costs one source HEAD ("" disables)`)
 	pf.DurationVar(&f.stateTTL, "state-ttl", time.Hour, "trust a remembered destination tag for between half of this and this long, then check it again (0: always check)")
 	return cmd
 }
@@ -293,14 +293,14 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 	}
 }
 
-// defaultStatePath is the state file in the user's cache directory ($XDG_CACHE_HOME or
+// defaultStateDir is the state directory in the user's cache directory ($XDG_CACHE_HOME or
 // ~/.cache), or "" (no state) when there is none.
-func defaultStatePath() string {
+func defaultStateDir() string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir, "ferry", "image-syncer", "state.json")
+	return filepath.Join(dir, "ferry", "image-syncer", "state")
 }
 
 // syncOnce loads the files and runs one synchronization.
@@ -347,9 +347,13 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 		}
 	}
 	tr := registry.NewRetry(registry.NewLimit(ht, f.perHost), registry.DefaultRetryPolicy)
+	dsts := make([]string, len(rules))
+	for i, r := range rules {
+		dsts[i] = r.Dst.Name()
+	}
 	var st *state.Store
-	if f.statePath != "" && f.stateTTL > 0 {
-		if st, err = state.Open(f.statePath, f.stateTTL, nil); err != nil {
+	if f.stateDir != "" && f.stateTTL > 0 {
+		if st, err = state.Open(f.stateDir, engine.RegistryHosts(dsts), f.stateTTL, nil); err != nil {
 			log.Warnf("%v", err)
 		}
 	}
@@ -362,10 +366,6 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 		return &configError{err}
 	}
 
-	dsts := make([]string, len(rules))
-	for i, r := range rules {
-		dsts[i] = r.Dst.Name()
-	}
 	eng.SpotCheck(ctx, dsts) // while the tags are listed
 
 	// tag and catalog listings are cheap GETs: list as widely as the HEAD checks run
@@ -431,7 +431,7 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 	final := rep.Done(time.Now())
 	log.Finished(failed, time.Since(start))
 	if remembered > 0 {
-		log.Infof("%d unchanged images were skipped from the state file %s without asking their destination (--state-ttl %s)", remembered, f.statePath, f.stateTTL)
+		log.Infof("%d unchanged images were skipped from the state in %s without asking their destination (--state-ttl %s)", remembered, f.stateDir, f.stateTTL)
 	}
 	if f.dryRun {
 		log.Infof("dry run: %d images would be copied, %d bytes of blobs (upper bound), %d unchanged", final.Summary.Planned, final.Summary.Bytes, final.Summary.Skipped)

@@ -187,22 +187,23 @@ func TestHarborToSelfSignedDestination(t *testing.T) {
 	if !strings.Contains(r.stderr, "skip synchronization because destination image exists") {
 		t.Errorf("no skip line in re-run log")
 	}
-	// The re-run trusted the default state file (in the user cache directory) for all 13.
-	if !strings.Contains(r.stderr, "13 unchanged images were skipped from the state file "+defaultStatePath()) {
-		t.Errorf("re-run did not use the default state file:\n%s", r.stderr)
+	// The re-run trusted the default state (in the user cache directory) for all 13.
+	if !strings.Contains(r.stderr, "13 unchanged images were skipped from the state in "+defaultStateDir()) {
+		t.Errorf("re-run did not use the default state:\n%s", r.stderr)
 	}
-	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "ferry", "image-syncer", "state.json")); err != nil {
-		t.Errorf("default state file: %v", err)
+	stateFile := filepath.Join(os.Getenv("XDG_CACHE_HOME"), "ferry", "image-syncer", "state", strings.ReplaceAll(D, ":", "_")+".json")
+	if _, err := os.Stat(stateFile); err != nil {
+		t.Errorf("default state file of the destination registry: %v", err)
 	}
-	// Without a state file the same re-run asks both sides and still skips everything.
-	r = runCmd(t, "--auth", auth, "--images", images, "--report", reportFile, "--state", "")
+	// Without the state the same re-run asks both sides and still skips everything.
+	r = runCmd(t, "--auth", auth, "--images", images, "--report", reportFile, "--state-dir", "")
 	data, _ = os.ReadFile(reportFile)
 	rep = report.Report{}
 	if err := json.Unmarshal(data, &rep); err != nil || r.err != nil {
 		t.Fatal(err, r.err)
 	}
-	if rep.Summary.Skipped != 13 || strings.Contains(r.stderr, "from the state file") {
-		t.Errorf("--state \"\" re-run: %+v\n%s", rep.Summary, r.stderr)
+	if rep.Summary.Skipped != 13 || strings.Contains(r.stderr, "from the state") {
+		t.Errorf("--state-dir \"\" re-run: %+v\n%s", rep.Summary, r.stderr)
 	}
 	if r = runCmd(t, "--auth", auth, "--images", images, "--state-ttl", "-1s"); r.err == nil || !strings.Contains(r.err.Error(), `--state-ttl -1s`) {
 		t.Errorf("negative --state-ttl: %v", r.err)

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// TestMain gives the package's runs their own cache directory, so the default --state file is
-// never the user's (and defaultStatePath is exercised).
+// TestMain gives the package's runs their own cache directory, so the default --state-dir is
+// never the user's (and defaultStateDir is exercised).
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "image-syncer-cache-")
 	if err != nil {

@@ -466,6 +466,23 @@ func (e *Engine) SpotCheck(ctx context.Context, destinations []string) {
 	}
 }
 
+// RegistryHosts returns the registries of references or host names as the state keys them
+// (docker.io becomes index.docker.io), without duplicates: the hosts to open the state for.
+func RegistryHosts(names []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		h, _, _ := strings.Cut(n, "/")
+		reg, err := name.NewRegistry(h, name.Insecure)
+		if err != nil || seen[reg.RegistryStr()] {
+			continue
+		}
+		seen[reg.RegistryStr()] = true
+		out = append(out, reg.RegistryStr())
+	}
+	return out
+}
+
 // verifyEntry HEADs a remembered destination reference: (matches, definitive).
 func (e *Engine) verifyEntry(ctx context.Context, ref name.Reference, ent state.Entry) (bool, bool) {
 	d, found, err := e.head(ctx, ref)

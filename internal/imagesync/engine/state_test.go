@@ -17,9 +17,13 @@ import (
 
 // stateRun runs pairs with a fresh Engine (as a new invocation would) on the state file at path
 // and returns the results and the request counter; the state is saved afterwards.
-func stateRun(t *testing.T, path string, clk *fakeclock.Clock, o Options, pairs ...[2]string) ([]Result, *counter) {
+func stateRun(t *testing.T, dir string, clk *fakeclock.Clock, o Options, pairs ...[2]string) ([]Result, *counter) {
 	t.Helper()
-	st, err := state.Open(path, time.Hour, clk.Now)
+	var dsts []string
+	for _, p := range pairs {
+		dsts = append(dsts, p[1]) // host:port/repository, as the command passes rule destinations
+	}
+	st, err := state.Open(dir, RegistryHosts(dsts), time.Hour, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,10 +32,6 @@ func stateRun(t *testing.T, path string, clk *fakeclock.Clock, o Options, pairs 
 	tasks := rules(t, e, pairs...)
 	c.reset()
 	// as the command does: verify each destination registry while the tasks are prepared
-	var dsts []string
-	for _, p := range pairs {
-		dsts = append(dsts, p[1]) // host:port/repository, as the command passes rule destinations
-	}
 	e.SpotCheck(t.Context(), dsts)
 	res := e.Run(t.Context(), tasks, RunOptions{Jobs: 3})
 	if err := st.Save(); err != nil {
@@ -61,8 +61,8 @@ func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 		{S + "/proj/oci:1", D + "/m/oci"},
 		{S + "/proj/raw:1", D + "/m/raw"},
 	}
-	const n = 6 // tags
-	path := filepath.Join(t.TempDir(), "state.json")
+	const n = 6         // tags
+	path := t.TempDir() // the state directory
 	clk := fakeclock.New(time.Now())
 
 	first, _ := stateRun(t, path, clk, Options{}, pairs...)
@@ -115,7 +115,7 @@ func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 	}
 	// SpotCheck alone: one HEAD of the newest remembered tag, a negative verdict for the engine,
 	// and the registry's entries dropped.
-	st, err := state.Open(path, time.Hour, clk.Now)
+	st, err := state.Open(path, []string{D}, time.Hour, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 	}
 
 	// A dry run reads the state but writes nothing; --force ignores it.
-	before, _ := os.ReadFile(path)
+	before, _ := os.ReadFile(state.File(path, D))
 	dry, c := stateRun(t, path, clk, Options{DryRun: true}, pairs...)
 	if s := statuses(dry); s[Skipped] != n {
 		t.Errorf("dry run: %v", s)
@@ -181,7 +181,7 @@ func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 	if got := c.count(S, "HEAD", "manifest"); got != 0 {
 		t.Errorf("forced run source HEADs = %d, want 0 (manifests are fetched)", got)
 	}
-	if after, _ := os.ReadFile(path); string(after) != string(before) {
+	if after, _ := os.ReadFile(state.File(path, D)); len(before) == 0 || string(after) != string(before) {
 		t.Errorf("dry run changed the state file:\n%s\n---\n%s", before, after)
 	}
 }

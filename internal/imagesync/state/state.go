@@ -6,17 +6,26 @@
 // tag is still re-checked now and then (spread over runs rather than all at once); the engine also
 // spot-checks one remembered tag per destination registry per run, so a wiped or replaced registry
 // at the same address is noticed; and a missing, unreadable or corrupt file costs only HEADs.
-// Concurrent runs sharing a file merge their changes under a lock file.
+//
+// The state lives in a directory with one file per destination registry (<host_port>.json), so a
+// run reads only the registries it writes to. Concurrent runs sharing a file merge their changes
+// under a lock file.
 package state
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,52 +51,91 @@ type Entry struct {
 	At      time.Time `json:"at"`                // when the destination was last written or checked
 }
 
-type file struct {
-	Version int              `json:"version"`
-	Entries map[string]Entry `json:"entries"`
+// The file is JSON Lines: a header line {"version":1}, then one line per entry, so it is read as
+// a stream (memory stays at the entries, not at the file) and stays diff-friendly.
+type header struct {
+	Version int `json:"version"`
+}
+
+type line struct {
+	Key     string `json:"k"`
+	Src     string `json:"s"`
+	SrcType string `json:"t,omitempty"`
+	SrcSize int64  `json:"z,omitempty"`
+	Dst     string `json:"d"`
+	Variant string `json:"v,omitempty"`
+	At      int64  `json:"a"` // Unix milliseconds
 }
 
 // Store is the in-memory state of one run; it is safe for concurrent use.
 type Store struct {
-	path string
-	ttl  time.Duration
-	now  func() time.Time
+	dir string
+	ttl time.Duration
+	now func() time.Time
 
 	mu      sync.Mutex
 	entries map[string]Entry
 	changed map[string]bool // keys put or dropped since the last Save
 }
 
-// Open reads path (a missing file is an empty state). ttl is how long an entry is trusted at most;
-// each entry is trusted for a fixed fraction of it between 1/2 and 1, derived from its key and time.
-// ttl <= 0 trusts nothing and writes nothing. On a corrupt or unreadable file Open returns an
-// empty, usable Store and an error saying why, for the caller to log. now may be nil (time.Now).
-func Open(path string, ttl time.Duration, now func() time.Time) (*Store, error) {
+// Open reads the files of the destination registries hosts (host[:port]) from dir; a missing file
+// is an empty state, and dir "" keeps the state in memory only. ttl is how long an entry is
+// trusted at most; each entry is trusted for a fixed fraction of it between 1/2 and 1, derived from
+// its key and time. ttl <= 0 trusts nothing and writes nothing. On a corrupt or unreadable file
+// Open still returns a usable Store (without that file's entries) and an error saying why, for the
+// caller to log. now may be nil (time.Now).
+func Open(dir string, hosts []string, ttl time.Duration, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{path: path, ttl: ttl, now: now, entries: map[string]Entry{}, changed: map[string]bool{}}
-	if path == "" {
+	s := &Store{dir: dir, ttl: ttl, now: now, entries: map[string]Entry{}, changed: map[string]bool{}}
+	if dir == "" || ttl <= 0 {
 		return s, nil
 	}
-	entries, err := read(path)
-	if err != nil {
-		return s, err
+	var errs []error
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		entries, err := read(s.file(h))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for k, e := range entries {
+			if hostOf(k) == h {
+				s.entries[k] = e
+			}
+		}
 	}
-	s.entries = entries
-	return s, nil
+	return s, errors.Join(errs...)
+}
+
+// File is the state file of one destination registry in dir.
+func File(dir, host string) string {
+	return filepath.Join(dir, strings.NewReplacer(":", "_", "/", "_", "\\", "_").Replace(host)+".json")
+}
+
+func (s *Store) file(host string) string { return File(s.dir, host) }
+
+// hostOf is the registry part of a reference key.
+func hostOf(key string) string {
+	h, _, _ := strings.Cut(key, "/")
+	return h
 }
 
 // read parses path; invalid entries are dropped, a missing file is empty.
 func read(path string) (map[string]Entry, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]Entry{}, nil
 	}
 	if err != nil {
 		return map[string]Entry{}, fmt.Errorf("state file %s: %w (starting without it)", path, err)
 	}
-	entries, err := Parse(data)
+	defer f.Close()
+	entries, err := decode(bufio.NewReader(f))
 	if err != nil {
 		return map[string]Entry{}, fmt.Errorf("state file %s: %w (starting without it)", path, err)
 	}
@@ -96,20 +144,56 @@ func read(path string) (map[string]Entry, error) {
 
 // Parse decodes a state file, dropping entries whose key or digests are malformed.
 func Parse(data []byte) (map[string]Entry, error) {
-	var f file
-	if err := json.Unmarshal(data, &f); err != nil {
+	return decode(bytes.NewReader(data))
+}
+
+func decode(r io.Reader) (map[string]Entry, error) {
+	dec := json.NewDecoder(r)
+	var h header
+	if err := dec.Decode(&h); err != nil {
 		return nil, fmt.Errorf("not a state file: %w", err)
 	}
-	if f.Version != Version {
-		return nil, fmt.Errorf("version %d, want %d", f.Version, Version)
+	if h.Version != Version {
+		return nil, fmt.Errorf("version %d, want %d", h.Version, Version)
 	}
-	out := make(map[string]Entry, len(f.Entries))
-	for k, e := range f.Entries {
-		if strings.Contains(k, "/") && validDigest(e.Src) && validDigest(e.Dst) && !e.At.IsZero() {
-			out[k] = e
+	out := map[string]Entry{}
+	intern := map[string]string{} // media types and filter variants repeat
+	in := func(s string) string {
+		if v, ok := intern[s]; ok {
+			return v
+		}
+		intern[s] = s
+		return s
+	}
+	for {
+		var l line
+		err := dec.Decode(&l)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", len(out)+1, err)
+		}
+		if strings.Contains(l.Key, "/") && validDigest(l.Src) && validDigest(l.Dst) && l.At > 0 {
+			out[l.Key] = Entry{Src: l.Src, SrcType: in(l.SrcType), SrcSize: l.SrcSize, Dst: l.Dst, Variant: in(l.Variant), At: time.UnixMilli(l.At)}
 		}
 	}
-	return out, nil
+}
+
+// encode writes entries in key order.
+func encode(entries map[string]Entry) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	if err := enc.Encode(header{Version: Version}); err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(entries)) {
+		e := entries[k]
+		if err := enc.Encode(line{Key: k, Src: e.Src, SrcType: e.SrcType, SrcSize: e.SrcSize, Dst: e.Dst, Variant: e.Variant, At: e.At.UnixMilli()}); err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
 }
 
 func validDigest(d string) bool {
@@ -130,7 +214,7 @@ func validDigest(d string) bool {
 func (s *Store) trustedFor(key string, e Entry) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	h.Write([]byte(e.At.UTC().Format(time.RFC3339Nano)))
+	h.Write([]byte(strconv.FormatInt(e.At.UnixMilli(), 10)))
 	frac := 0.5 + float64(h.Sum64()%(1<<20))/float64(1<<21)
 	return time.Duration(float64(s.ttl) * frac)
 }
@@ -159,6 +243,7 @@ func (s *Store) Put(key string, e Entry) {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
+	e.At = e.At.Truncate(time.Millisecond) // as the file keeps it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.entries[key] = e
@@ -217,46 +302,64 @@ func (s *Store) Len() int {
 	return len(s.entries)
 }
 
-// Save merges this run's changes into the file under an exclusive lock (another run may have saved
-// in between), drops expired entries and replaces the file atomically. Without changes, without a
-// path, or with a ttl <= 0, it does nothing (a run that only skipped writes nothing).
+// Save merges this run's changes into the files of their registries, each under an exclusive lock
+// (another run may have saved in between), drops expired entries and replaces each file
+// atomically. Without changes, without a directory, or with a ttl <= 0, it does nothing (a run
+// that only skipped writes nothing).
 func (s *Store) Save() error {
 	s.mu.Lock()
-	unchanged := len(s.changed) == 0
+	byHost := map[string][]string{}
+	for k := range s.changed {
+		byHost[hostOf(k)] = append(byHost[hostOf(k)], k)
+	}
 	s.mu.Unlock()
-	if s.path == "" || s.ttl <= 0 || unchanged {
+	if s.dir == "" || s.ttl <= 0 {
 		return nil
 	}
-	unlock, err := lock(s.path + ".lock")
+	var errs []error
+	for host, keys := range byHost {
+		if err := s.saveHost(host, keys); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) saveHost(host string, keys []string) error {
+	path := s.file(host)
+	unlock, err := lock(path + ".lock")
 	if err != nil {
-		return fmt.Errorf("state file %s: %w", s.path, err)
+		return fmt.Errorf("state file %s: %w", path, err)
 	}
 	defer unlock()
-	disk, _ := read(s.path) // unreadable: rewritten from this run's view
+	disk, _ := read(path) // unreadable: rewritten from this run's view
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range s.changed {
+	for _, k := range keys {
 		e, ok := s.entries[k]
 		if !ok {
 			delete(disk, k) // forgetting is always safe
 		} else if d, had := disk[k]; !had || !d.At.After(e.At) {
 			disk[k] = e // the newer observation wins
 		}
+		delete(s.changed, k)
 	}
 	now := s.now()
 	for k, e := range disk {
-		if !s.fresh(k, e, now) {
+		if !s.fresh(k, e, now) || hostOf(k) != host {
 			delete(disk, k)
 		}
 	}
-	data, err := json.MarshalIndent(file{Version: Version, Entries: disk}, "", " ")
+	data, err := encode(disk)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("state file %s: %w", s.path, err)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
+		return fmt.Errorf("state file %s: %w", path, err)
 	}
-	s.entries, s.changed = disk, map[string]bool{}
+	for k, e := range disk {
+		s.entries[k] = e
+	}
 	return nil
 }
 

@@ -1,9 +1,10 @@
 package state
 
 import (
-	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,9 +20,12 @@ const (
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func open(t *testing.T, path string, ttl time.Duration, clk *fakeclock.Clock) *Store {
+// hosts are the registries the tests' keys live on.
+var hosts = []string{"reg", "reg:5000", "other", "other:5000", "reg:50001"}
+
+func open(t *testing.T, dir string, ttl time.Duration, clk *fakeclock.Clock) *Store {
 	t.Helper()
-	s, err := Open(path, ttl, clk.Now)
+	s, err := Open(dir, hosts, ttl, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,13 +105,20 @@ func TestUntrustedEntries(t *testing.T) {
 }
 
 func TestSaveAndReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "state.json")
+	dir := filepath.Join(t.TempDir(), "sub", "state")
+	path := File(dir, "reg:5000")
 	clk := fakeclock.New(t0)
-	s := open(t, path, time.Hour, clk)
+	s := open(t, dir, time.Hour, clk)
 	s.Put("reg:5000/a:v1", Entry{Src: dA, Dst: dB, Variant: "os=linux"})
 	s.Put("other:5000/a:v1", Entry{Src: dA, Dst: dA})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
+	}
+	if filepath.Base(path) != "reg_5000.json" {
+		t.Errorf("state file %s", path)
+	}
+	if only, err := Open(dir, []string{"other:5000"}, time.Hour, clk.Now); err != nil || only.Len() != 1 {
+		t.Errorf("one registry's file holds %d entries (%v), want 1", only.Len(), err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -116,7 +127,7 @@ func TestSaveAndReopen(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	r := open(t, path, time.Hour, clk)
+	r := open(t, dir, time.Hour, clk)
 	if e, ok := r.Lookup("reg:5000/a:v1"); !ok || e.Src != dA || e.Dst != dB || e.Variant != "os=linux" || !e.At.Equal(t0) {
 		t.Errorf("reopened entry %+v %v", e, ok)
 	}
@@ -126,7 +137,7 @@ func TestSaveAndReopen(t *testing.T) {
 	if err := r.Save(); err != nil {
 		t.Fatal(err)
 	}
-	r2 := open(t, path, time.Hour, clk)
+	r2 := open(t, dir, time.Hour, clk)
 	if _, ok := r2.Lookup("reg:5000/a:v1"); ok {
 		t.Error("dropped entry came back")
 	}
@@ -136,18 +147,19 @@ func TestSaveAndReopen(t *testing.T) {
 }
 
 func TestSaveMergesConcurrentRunsAndPrunes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.json")
+	dir := t.TempDir()
+	path := File(dir, "reg")
 	clk := fakeclock.New(t0)
-	old := open(t, path, time.Hour, clk)
+	old := open(t, dir, time.Hour, clk)
 	old.Put("reg/stale:v1", Entry{Src: dA, Dst: dA, At: t0.Add(-2 * time.Hour)})
 	old.Put("reg/x:v1", Entry{Src: dA, Dst: dA, At: t0.Add(-time.Minute)})
 	// bypass pruning to leave an expired entry on disk
-	data, _ := json.Marshal(file{Version: Version, Entries: old.entries})
+	data, _ := encode(old.entries)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := open(t, path, time.Hour, clk)
-	b := open(t, path, time.Hour, clk)
+	a := open(t, dir, time.Hour, clk)
+	b := open(t, dir, time.Hour, clk)
 	var wg sync.WaitGroup
 	for i, s := range []*Store{a, b} {
 		wg.Add(1)
@@ -188,20 +200,22 @@ func TestBadFilesStartEmpty(t *testing.T) {
 		keep    int
 	}{
 		{"garbage", "not json", "not a state file", 0},
-		{"other version", `{"version": 9, "entries": {}}`, "version 9", 0},
-		{"bad entries dropped", `{"version": 1, "entries": {
-			"reg/a:v1": {"src": "` + dA + `", "dst": "` + dA + `", "at": "2026-11-25T11:59:00Z"},
-			"nohost": {"src": "` + dA + `", "dst": "` + dA + `", "at": "2026-11-25T11:59:00Z"},
-			"reg/b:v1": {"src": "sha256:XYZ", "dst": "` + dA + `", "at": "2026-11-25T11:59:00Z"},
-			"reg/c:v1": {"src": "` + dA + `", "dst": "` + dA + `"}}}`, "", 1},
+		{"other version", `{"version": 9}`, "version 9", 0},
+		{"bad line", `{"version": 1}` + "\n" + `{"k": "reg/a:v1", "s": "` + dA + `", "d": "` + dA + `", "a": 1764000000000}` + "\n[1, 2", "entry 2", 0},
+		{"bad entries dropped", `{"version": 1}
+			{"k": "reg/a:v1", "s": "` + dA + `", "d": "` + dA + `", "a": 1764071940000}
+			{"k": "nohost", "s": "` + dA + `", "d": "` + dA + `", "a": 1764071940000}
+			{"k": "reg/b:v1", "s": "sha256:XYZ", "d": "` + dA + `", "a": 1764071940000}
+			{"k": "reg/c:v1", "s": "` + dA + `", "d": "` + dA + `"}`, "", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "state.json")
+			dir := t.TempDir()
+			path := File(dir, "reg")
 			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(path, time.Hour, fakeclock.New(t0).Now)
+			s, err := Open(dir, hosts, time.Hour, fakeclock.New(t0).Now)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path)) {
 				t.Errorf("err = %v, want %q naming the file", err, tt.wantErr)
 			}
@@ -217,7 +231,7 @@ func TestBadFilesStartEmpty(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add([]byte(`{"version": 1, "entries": {"reg/a:v1": {"src": "` + dA + `", "dst": "` + dB + `", "at": "2026-11-25T11:59:00Z"}}}`))
+	f.Add([]byte(`{"version": 1}` + "\n" + `{"k": "reg/a:v1", "s": "` + dA + `", "t": "application/vnd.oci.image.manifest.v1+json", "z": 12, "d": "` + dB + `", "v": "os=linux", "a": 1764071940000}` + "\n"))
 	f.Add([]byte(`{"version": 1}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -226,8 +240,22 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for k, e := range entries {
-			if !strings.Contains(k, "/") || !validDigest(e.Src) || !validDigest(e.Dst) || e.At.IsZero() {
+			if !strings.Contains(k, "/") || !validDigest(e.Src) || !validDigest(e.Dst) || e.At.UnixMilli() <= 0 {
 				t.Fatalf("invalid entry kept: %q %+v", k, e)
+			}
+		}
+		// what is kept survives a round trip unchanged
+		data2, err := encode(entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(data2)
+		if err != nil || len(again) != len(entries) {
+			t.Fatalf("round trip: %d → %d entries, %v", len(entries), len(again), err)
+		}
+		for k, e := range entries {
+			if a := again[k]; a.Src != e.Src || a.Dst != e.Dst || a.SrcType != e.SrcType || a.SrcSize != e.SrcSize || a.Variant != e.Variant || !a.At.Equal(e.At) {
+				t.Fatalf("round trip changed %q: %+v → %+v", k, e, a)
 			}
 		}
 	})
@@ -259,4 +287,32 @@ func TestNewestUnderPrefixes(t *testing.T) {
 			t.Errorf("Newest(%q) = %q %v, want %q", tt.prefixes, got, ok, tt.want)
 		}
 	}
+}
+
+// BenchmarkOpen10k measures reading one registry's file of 10,000 remembered tags: the bytes it
+// allocates and the live heap it keeps per tag (reported as live-B/tag).
+func BenchmarkOpen10k(b *testing.B) {
+	dir := b.TempDir()
+	clk := fakeclock.New(t0)
+	s, _ := Open(dir, []string{"reg:5000"}, time.Hour, clk.Now)
+	for i := range 10000 {
+		s.Put(fmt.Sprintf("reg:5000/team/app%03d:v%d", i/100, i%100), Entry{Src: dA, SrcType: "application/vnd.oci.image.manifest.v1+json", SrcSize: 1234, Dst: dB})
+	}
+	if err := s.Save(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	var keep *Store
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		keep, _ = Open(dir, []string{"reg:5000"}, time.Hour, clk.Now)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	if keep.Len() != 10000 {
+		b.Fatalf("%d entries", keep.Len())
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/10000, "live-B/tag")
 }
