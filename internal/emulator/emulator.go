@@ -15,11 +15,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -28,7 +26,6 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,6 +43,7 @@ import (
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/pki"
 )
 
 // Options configure an Emulator. Addresses default to 127.0.0.1:0 (a random
@@ -192,7 +190,7 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("emulator: %w", err)
 	}
 	e.caFile = filepath.Join(e.opts.DataDir, "ca.crt")
-	cert, err := ca.issue(e.certNames())
+	cert, err := issueServing(ca, e.certNames())
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
@@ -636,14 +634,10 @@ func (f *Faults) serveAdmin(w http.ResponseWriter, r *http.Request) {
 
 // --- certificate authority ---
 
-type certAuthority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
 // loadOrCreateCA reads dataDir/ca.crt and ca.key, or creates them, so the
-// CA stays the same across restarts.
-func loadOrCreateCA(dataDir string) (*certAuthority, error) {
+// CA stays the same across restarts. The key stays in SEC 1 form ("EC PRIVATE
+// KEY"), as earlier data directories hold it.
+func loadOrCreateCA(dataDir string) (*pki.CA, error) {
 	certPath, keyPath := filepath.Join(dataDir, "ca.crt"), filepath.Join(dataDir, "ca.key")
 	certPEM, err1 := os.ReadFile(certPath)
 	keyPEM, err2 := os.ReadFile(keyPath)
@@ -661,78 +655,34 @@ func loadOrCreateCA(dataDir string) (*certAuthority, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CA key %s: %w", keyPath, err)
 		}
-		return &certAuthority{cert: cert, key: key}, nil
+		return &pki.CA{Cert: cert, Key: key}, nil
 	}
 	if (err1 != nil && !errors.Is(err1, fs.ErrNotExist)) || (err2 != nil && !errors.Is(err2, fs.ErrNotExist)) {
 		return nil, fmt.Errorf("read CA: %w", errors.Join(err1, err2))
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("acr-emulator CA", time.Now(), 10*365*24*time.Hour)
 	if err != nil {
-		return nil, fmt.Errorf("generate CA key: %w", err)
+		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: "acr-emulator CA", Organization: []string{"ferry"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("create CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse CA certificate: %w", err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
+	kder, err := x509.MarshalECPrivateKey(ca.Key.(*ecdsa.PrivateKey))
 	if err != nil {
 		return nil, fmt.Errorf("encode CA key: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	if err := atomicfile.Write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return nil, fmt.Errorf("write CA key: %w", err)
 	}
-	if err := atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(certPath, pki.CertPEM(ca.Cert.Raw), 0o644); err != nil {
 		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
-	return &certAuthority{cert: cert, key: key}, nil
+	return ca, nil
 }
 
-// issue makes a serving certificate for names (DNS names or IP addresses).
-func (ca *certAuthority) issue(names []string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// issueServing makes the emulator's serving certificate for names (DNS names or IP addresses)
+// and ::1, chained to the CA.
+func issueServing(ca *pki.CA, names []string) (tls.Certificate, error) {
+	der, key, err := ca.Issue(append(names, net.IPv6loopback.String()), time.Now(), 365*24*time.Hour)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("generate serving key: %w", err)
+		return tls.Certificate{}, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: "acr-emulator"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	tmpl.IPAddresses = append(tmpl.IPAddresses, net.IPv6loopback)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("create serving certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}, nil
-}
-
-func randomSerial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	return n
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key}, nil
 }

@@ -5,15 +5,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"slices"
 	"sync"
@@ -25,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/ferrypull/ferry/internal/pki"
 )
 
 // Keys of the certificate Secret (type kubernetes.io/tls, so it can also be mounted).
@@ -167,7 +164,7 @@ func (p *CertProvider) renew(data map[string][]byte) (map[string][]byte, string,
 	default:
 		return nil, "", nil
 	}
-	certPEM, keyPEM, err := p.issue(ca, caKey)
+	certPEM, keyPEM, err := p.issue(&pki.CA{Cert: ca, Key: caKey})
 	if err != nil {
 		return nil, "", err
 	}
@@ -205,35 +202,20 @@ func (p *CertProvider) generate(previousCA []byte) (map[string][]byte, error) {
 	if caValidity <= 0 {
 		caValidity = 10 * 365 * 24 * time.Hour
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate CA key: %w", err)
-	}
-	now := p.now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "ferry webhook CA", Organization: []string{"ferry"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(caValidity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("self-sign CA: %w", err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	keyPEM, err := marshalKey(key)
+	ca, err := pki.NewCA("ferry webhook CA", p.now(), caValidity)
 	if err != nil {
 		return nil, err
 	}
-	certPEM, leafKeyPEM, err := p.issue(ca, key)
+	keyPEM, err := pki.KeyPEM(ca.Key.(*ecdsa.PrivateKey))
+	if err != nil {
+		return nil, err
+	}
+	certPEM, leafKeyPEM, err := p.issue(ca)
 	if err != nil {
 		return nil, err
 	}
 	data := map[string][]byte{
-		KeyCACert:               pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyCACert:               pki.CertPEM(ca.Cert.Raw),
 		KeyCAKey:                keyPEM,
 		corev1.TLSCertKey:       certPEM,
 		corev1.TLSPrivateKeyKey: leafKeyPEM,
@@ -244,44 +226,24 @@ func (p *CertProvider) generate(previousCA []byte) (map[string][]byte, error) {
 	return data, nil
 }
 
-// issue signs a new serving certificate with the CA.
-func (p *CertProvider) issue(ca *x509.Certificate, caKey crypto.Signer) (certPEM, keyPEM []byte, err error) {
+// issue signs a new serving certificate for the DNS names and IPs with the CA.
+func (p *CertProvider) issue(ca *pki.CA) (certPEM, keyPEM []byte, err error) {
 	validity := p.Validity
 	if validity <= 0 {
 		validity = 365 * 24 * time.Hour
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate serving key: %w", err)
+	names := slices.Clone(p.DNSNames)
+	for _, ip := range p.IPs {
+		names = append(names, ip.String())
 	}
-	now := p.now()
-	cn := "ferry-webhook"
-	if len(p.DNSNames) > 0 {
-		cn = p.DNSNames[0]
-	}
-	notAfter := now.Add(validity)
-	if notAfter.After(ca.NotAfter) {
-		notAfter = ca.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     p.DNSNames,
-		IPAddresses:  p.IPs,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sign serving certificate: %w", err)
-	}
-	keyPEM, err = marshalKey(key)
+	der, key, err := ca.Issue(names, p.now(), validity)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+	if keyPEM, err = pki.KeyPEM(key); err != nil {
+		return nil, nil, err
+	}
+	return pki.CertPEM(der), keyPEM, nil
 }
 
 func (p *CertProvider) load(data map[string][]byte) error {
@@ -306,17 +268,4 @@ func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, crypto.Signer, error)
 		return nil, nil, errors.New("private key cannot sign")
 	}
 	return pair.Leaf, signer, nil
-}
-
-func marshalKey(k *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, fmt.Errorf("marshal key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
 }
