@@ -26,12 +26,14 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -399,12 +401,7 @@ func (e *Emulator) certNames() []string {
 		set["sts-vpc."+s.Region+".aliyuncs.com"] = true
 		set["dockerauth."+s.Region+".aliyuncs.com"] = true
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(set))
 }
 
 func checkLoopback(addr string) error {

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -72,11 +73,7 @@ func (d *WorldDirectory) Sites() []Site {
 		}
 		out = append(out, s)
 	}
-	regions := make([]string, 0, len(d.personal))
-	for r := range d.personal {
-		regions = append(regions, r)
-	}
-	slices.Sort(regions)
+	regions := slices.Sorted(maps.Keys(d.personal))
 	for _, r := range regions {
 		first := d.personal[r][0]
 		out = append(out, Site{
@@ -226,11 +223,7 @@ func (d *WorldDirectory) Seeds() ([]Seed, error) {
 			return nil, err
 		}
 	}
-	regions := make([]string, 0, len(d.personal))
-	for r := range d.personal {
-		regions = append(regions, r)
-	}
-	slices.Sort(regions)
+	regions := slices.Sorted(maps.Keys(d.personal))
 	for _, r := range regions {
 		for _, inst := range d.personal[r] {
 			if err := add(PersonalSiteID(r), inst.Images); err != nil {

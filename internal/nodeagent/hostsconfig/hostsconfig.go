@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,7 +122,7 @@ func (m *Manager) Apply(desired map[string]annotations.RegistryMode) (Result, er
 	if err != nil {
 		return res, err
 	}
-	for _, host := range sortedKeys(desired) {
+	for _, host := range slices.Sorted(maps.Keys(desired)) {
 		mode := desired[host]
 		changed, satisfied, err := m.ensure(host, mode)
 		switch {
@@ -133,7 +134,7 @@ func (m *Manager) Apply(desired map[string]annotations.RegistryMode) (Result, er
 			res.Added = append(res.Added, host)
 		}
 	}
-	for _, host := range sortedKeys(owned) {
+	for _, host := range slices.Sorted(maps.Keys(owned)) {
 		if _, keep := desired[host]; keep {
 			continue
 		}
@@ -148,15 +149,6 @@ func (m *Manager) Apply(desired map[string]annotations.RegistryMode) (Result, er
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // checkHost refuses anything that is not a concrete, normalised host namespace,
