@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -433,23 +434,14 @@ func (e *Engine) SpotCheck(ctx context.Context, destinations []string) {
 	byHost := map[string][]string{} // host → normalised prefixes
 	var hosts []string
 	for _, d := range destinations {
-		h, _, _ := strings.Cut(d, "/")
-		reg, err := name.NewRegistry(h, e.nameOpts(h)...)
+		host, prefix, err := registryOf(d)
 		if err != nil {
 			continue
 		}
-		prefix := reg.RegistryStr()
-		if strings.Contains(d, "/") {
-			repo, err := name.NewRepository(d, e.nameOpts(h)...)
-			if err != nil {
-				continue
-			}
-			prefix = repo.Name()
+		if _, ok := byHost[host]; !ok {
+			hosts = append(hosts, host)
 		}
-		if _, ok := byHost[reg.RegistryStr()]; !ok {
-			hosts = append(hosts, reg.RegistryStr())
-		}
-		byHost[reg.RegistryStr()] = append(byHost[reg.RegistryStr()], prefix)
+		byHost[host] = append(byHost[host], prefix)
 	}
 	for _, host := range hosts {
 		key, ent, ok := e.o.State.Newest(byHost[host]...)
@@ -470,17 +462,29 @@ func (e *Engine) SpotCheck(ctx context.Context, destinations []string) {
 // (docker.io becomes index.docker.io), without duplicates: the hosts to open the state for.
 func RegistryHosts(names []string) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, n := range names {
-		h, _, _ := strings.Cut(n, "/")
-		reg, err := name.NewRegistry(h, name.Insecure)
-		if err != nil || seen[reg.RegistryStr()] {
-			continue
+		if h, _, err := registryOf(n); err == nil && !slices.Contains(out, h) {
+			out = append(out, h)
 		}
-		seen[reg.RegistryStr()] = true
-		out = append(out, reg.RegistryStr())
 	}
 	return out
+}
+
+// registryOf normalises a registry or registry/repository name as state keys spell it: the
+// registry host and the name itself (docker.io/x becomes index.docker.io/library/x).
+func registryOf(n string) (host, normalised string, err error) {
+	if !strings.Contains(n, "/") {
+		reg, err := name.NewRegistry(n, name.Insecure)
+		if err != nil {
+			return "", "", err
+		}
+		return reg.RegistryStr(), reg.RegistryStr(), nil
+	}
+	repo, err := name.NewRepository(n, name.Insecure)
+	if err != nil {
+		return "", "", err
+	}
+	return repo.RegistryStr(), repo.Name(), nil
 }
 
 // verifyEntry HEADs a remembered destination reference: (matches, definitive).

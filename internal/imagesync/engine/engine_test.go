@@ -191,6 +191,18 @@ func corpus(t *testing.T) *fixture {
 	return f
 }
 
+// rerunPairs is the re-run tests' rule set: every tag of proj/app (3), a Docker manifest list, an
+// OCI index and the hand-formatted index: 6 tags.
+func (f *fixture) rerunPairs() [][2]string {
+	S, D := f.src.Addr, f.dst.Addr
+	return [][2]string{
+		{S + "/proj/app", D + "/all/app"},
+		{S + "/proj/list:1", D + "/m/list"},
+		{S + "/proj/oci:1", D + "/m/oci"},
+		{S + "/proj/raw:1", D + "/m/raw"},
+	}
+}
+
 func rules(t *testing.T, e *Engine, pairs ...[2]string) []plan.Task {
 	t.Helper()
 	var rs []config.Rule
@@ -252,12 +264,7 @@ func TestCopyEveryRuleKindByteExact(t *testing.T) {
 func TestRerunIsOneHeadPerTagPerSideAndNoBlobs(t *testing.T) {
 	f := corpus(t)
 	S, D := f.src.Addr, f.dst.Addr
-	pairs := [][2]string{
-		{S + "/proj/app", D + "/all/app"},
-		{S + "/proj/list:1", D + "/m/list"},
-		{S + "/proj/oci:1", D + "/m/oci"},
-		{S + "/proj/raw:1", D + "/m/raw"},
-	}
+	pairs := f.rerunPairs()
 	e, _ := newEngine(t, nil, Options{})
 	first := e.Run(t.Context(), rules(t, e, pairs...), RunOptions{Jobs: 3})
 	var copied int64

@@ -55,12 +55,7 @@ func statuses(rs []Result) map[Status]int {
 func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 	f := corpus(t)
 	S, D := f.src.Addr, f.dst.Addr
-	pairs := [][2]string{
-		{S + "/proj/app", D + "/all/app"},
-		{S + "/proj/list:1", D + "/m/list"},
-		{S + "/proj/oci:1", D + "/m/oci"},
-		{S + "/proj/raw:1", D + "/m/raw"},
-	}
+	pairs := f.rerunPairs()
 	const n = 6         // tags
 	path := t.TempDir() // the state directory
 	clk := fakeclock.New(time.Now())
