@@ -19,11 +19,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferrypull/ferry/internal/lazyre"
 	"github.com/ferrypull/ferry/internal/redact"
 )
 
@@ -213,14 +213,14 @@ func ParseTokenMode(s string) (TokenMode, error) {
 }
 
 var (
-	regionRE     = lazyRE(`^[a-z]{2,}(-[a-z0-9]+)+$`)
-	instanceRE   = lazyRE(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
-	roleARNRE    = lazyRE(`^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9._@/-]{1,128}$`)
-	providerRE   = lazyRE(`^acs:ram::[0-9]{1,32}:oidc-provider/[A-Za-z0-9._@/-]{1,128}$`)
-	akIDRE       = lazyRE(`^[A-Za-z0-9._-]{1,128}$`)
-	dnsLabelRE   = lazyRE(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	subdomainRE  = lazyRE(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
-	hostLabelRE  = lazyRE(`^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$`)
+	regionRE     = lazyre.New(`^[a-z]{2,}(-[a-z0-9]+)+$`)
+	instanceRE   = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	roleARNRE    = lazyre.New(`^acs:ram::[0-9]{1,32}:role/[A-Za-z0-9._@/-]{1,128}$`)
+	providerRE   = lazyre.New(`^acs:ram::[0-9]{1,32}:oidc-provider/[A-Za-z0-9._@/-]{1,128}$`)
+	akIDRE       = lazyre.New(`^[A-Za-z0-9._-]{1,128}$`)
+	dnsLabelRE   = lazyre.New(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	subdomainRE  = lazyre.New(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	hostLabelRE  = lazyre.New(`^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$`)
 	knownTopKeys = []string{KeyServiceAccount, KeyWatchNamespace, KeyExpiringThreshold, KeyNotifyEmail,
 		KeyACRAPIVersion, KeyACRRegistryInfo, KeyRRSA, KeyWebhook}
 )
@@ -313,7 +313,7 @@ func Parse(data map[string]string, opts Options) (*Config, []Warning, error) {
 
 // secretInText finds what follows a customAccessKeySecret key in the raw text, however
 // broken the YAML around it is, so that no message can echo it.
-var secretInText = lazyRE(`(?i)customAccessKeySecret["']?\s*:\s*["']?([^\s"',}\]]+)`)
+var secretInText = lazyre.New(`(?i)customAccessKeySecret["']?\s*:\s*["']?([^\s"',}\]]+)`)
 
 func scrubSecrets(c *collector, raw string) {
 	var secrets []string
@@ -382,7 +382,7 @@ func decodeYAML(c *collector, field, doc string) (any, bool) {
 	return v, true
 }
 
-var quotedRE = lazyRE("'[^']*'|`[^`]*`|\"[^\"]*\"")
+var quotedRE = lazyre.New("'[^']*'|`[^`]*`|\"[^\"]*\"")
 
 func sanitizeYAMLError(msg string) string {
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
@@ -532,9 +532,4 @@ func asString(v any) (string, bool) {
 
 func fmtField(i int, name string) string {
 	return fmt.Sprintf("%s[%d].%s", KeyACRRegistryInfo, i, name)
-}
-
-// lazyRE compiles pattern on first use, keeping it off every binary's start-up path.
-func lazyRE(pattern string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

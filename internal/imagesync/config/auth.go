@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ferrypull/ferry/internal/lazyre"
 )
 
 // Format is the syntax of a configuration file.
@@ -191,8 +193,8 @@ func (a *Auth) expand() {
 }
 
 var (
-	wholeVar = lazyRE(`^\$([A-Za-z_][A-Za-z0-9_]*)$`)
-	braceVar = lazyRE(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+	wholeVar = lazyre.New(`^\$([A-Za-z_][A-Za-z0-9_]*)$`)
+	braceVar = lazyre.New(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 )
 
 // ExpandValue expands ${VAR} anywhere and $VAR only when it is the whole value, and only for

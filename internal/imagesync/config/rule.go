@@ -8,10 +8,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/ferrypull/ferry/internal/lazyre"
 )
 
 // Ref is one side of a rule after the grammar is applied.
@@ -54,8 +55,8 @@ type Defaults struct {
 }
 
 var (
-	tagRE    = lazyRE(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE = lazyRE(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`)
+	tagRE    = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	digestRE = lazyre.New(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`)
 )
 
 // ErrEmptyDestination is returned for "" destinations when no default registry/namespace is set.
@@ -361,9 +362,4 @@ func (r Rule) ForRepository(repo string) (Rule, bool) {
 	out.Src.Repository = repo
 	out.Dst.Repository = strings.TrimPrefix(r.Dst.Repository+"/"+rest, "/")
 	return out, true
-}
-
-// lazyRE compiles pattern on first use, keeping it off every binary's start-up path.
-func lazyRE(pattern string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }
