@@ -45,21 +45,6 @@ func apiCalls(b *testing.B, metricsURL, api string) float64 {
 	return n
 }
 
-// peakRSS reads VmHWM of a process, in bytes.
-func peakRSS(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // BenchmarkRefreshCycleEmulator measures the real token path (cloudcred identity, internal/acr
 // cache, the official SDK against the acr-emulator) at scale: FERRY_BENCH_NAMESPACES (default
 // 1000) namespaces × 2 instances, 180 s tokens, 120 s threshold (so the first renewal comes after
@@ -177,7 +162,7 @@ func BenchmarkRefreshCycleEmulator(b *testing.B) {
 		b.Fatalf("only %d of %d Secrets renewed: %v", renewed, len(first), err)
 	}
 	calls := apiCalls(b, metricsURL, "GetAuthorizationToken") - calls0
-	rss := peakRSS(cmd.Process.Pid)
+	rss := tools.PeakRSS(cmd.Process.Pid)
 	b.ReportMetric(converge.Seconds(), "s-converge")
 	b.ReportMetric(calls, "token-API-calls/cycle")
 	b.ReportMetric(float64(rss)/(1<<20), "MB-helper-peak-RSS")

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,7 +156,7 @@ func BenchmarkConverge(b *testing.B) {
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	hwm := vmHWM()
+	hwm := tools.PeakRSS(0)
 	b.ReportMetric(float64(hwm)/(1<<20), "MB-peak-RSS")
 	b.Logf("peak RSS %d MB (controller + benchmark client in one process), Go heap in use %d MB", hwm>>20, ms.HeapInuse>>20)
 }
@@ -198,21 +197,6 @@ func waitFor(b *testing.B, timeout time.Duration, cond func() bool) {
 		b.Fatalf("not converged within %s: %v (managed Secrets %.0f, writes: create %.0f update %.0f revert %.0f)", timeout, err, metricValue(managedSecrets),
 			metricValue(secretWrites.WithLabelValues("create")), metricValue(secretWrites.WithLabelValues("update")), metricValue(secretWrites.WithLabelValues("revert")))
 	}
-}
-
-// vmHWM returns the process's peak resident set size in bytes (Linux).
-func vmHWM() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // metricValue reads a gauge or counter.
