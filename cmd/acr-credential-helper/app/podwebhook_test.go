@@ -144,7 +144,7 @@ func TestPodWebhookServedByHelper(t *testing.T) {
 		})
 	}
 
-	t.Run("no secret in the helper's logs", func(t *testing.T) {
+	t.Run("no secret in the helper's logs or Events", func(t *testing.T) {
 		if len(needles) < 3 {
 			t.Fatalf("only %d secrets to look for", len(needles))
 		}
@@ -152,9 +152,19 @@ func TestPodWebhookServedByHelper(t *testing.T) {
 		if !strings.Contains(out, "webhook") {
 			t.Fatalf("nothing captured (%d bytes)", len(out))
 		}
+		var evs corev1.EventList
+		if err := kube.Client.List(ctx, &evs, client.InNamespace("app")); err != nil {
+			t.Fatal(err)
+		}
+		if len(evs.Items) == 0 {
+			t.Fatal("no Events recorded in namespace app to check")
+		}
+		for _, e := range evs.Items {
+			out += e.Reason + " " + e.Message + "\n"
+		}
 		for _, n := range needles {
 			if strings.Contains(out, n) {
-				t.Fatal("a minted password or the AccessKey secret appears in the helper's logs")
+				t.Fatal("a minted password or the AccessKey secret appears in the helper's logs or Events")
 			}
 		}
 	})
