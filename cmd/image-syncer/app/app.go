@@ -351,11 +351,10 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 	for i, r := range rules {
 		dsts[i] = r.Dst.Name()
 	}
-	var st *state.Store
-	if f.stateDir != "" && f.stateTTL > 0 {
-		if st, err = state.Open(f.stateDir, engine.RegistryHosts(dsts), f.stateTTL, nil); err != nil {
-			log.Warnf("%v", err)
-		}
+	// with --state-dir "" or --state-ttl 0 the store stays empty and writes nothing
+	st, err := state.Open(f.stateDir, engine.RegistryHosts(dsts), f.stateTTL, nil)
+	if err != nil {
+		log.Warnf("%v", err)
 	}
 	eng, err := engine.New(engine.Options{
 		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs,
@@ -423,7 +422,7 @@ func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log 
 	for range expanded.Failed {
 		m.observeImage("failed", 0)
 	}
-	if st != nil && !f.dryRun {
+	if !f.dryRun {
 		if err := st.Save(); err != nil {
 			log.Warnf("state not saved (the next run checks every destination): %v", err)
 		}
