@@ -26,7 +26,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
-	"github.com/ferrypull/ferry/internal/testutil/registryenv"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 	"github.com/ferrypull/ferry/internal/webhook/podpullsecret"
 )
 
@@ -190,10 +190,7 @@ func startPodWebhookHelper(t *testing.T, kube *kubeenv.Env, emu *emulatorenv.Env
 		}
 	}
 
-	port, err := registryenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := tools.FreePort(t)
 	o := DefaultOptions()
 	o.Kubeconfig, o.Region, o.Namespace = kube.KubeconfigPath, "cn-hangzhou", "ferry-system"
 	o.CloudDialAddr, o.STSEndpoint, o.CAFile = info.OpenAPITLSEndpoint, info.OpenAPITLSEndpoint, info.CAFile

@@ -20,7 +20,6 @@ import (
 
 	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
-	"github.com/ferrypull/ferry/internal/testutil/registryenv"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
@@ -68,14 +67,7 @@ func Start(t testing.TB, kube *kubeenv.Env, ctrd *containerdenv.Containerd) *Kub
 	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port, err := registryenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthz, err := registryenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port, healthz := tools.FreePort(t), tools.FreePort(t)
 	for _, d := range []string{"root", "pod-logs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)

@@ -186,11 +186,7 @@ func StartDocker(t testing.TB, opts Options) *Registry {
 	t.Helper()
 	bin := tools.LookPath(t, "docker-registry")
 	r, htpasswd := prepare(t, opts)
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	r.Addr = fmt.Sprintf("127.0.0.1:%d", tools.FreePort(t))
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n")
 	fmt.Fprintf(&cfg, "storage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\n", filepath.Join(r.Dir, "data"))
@@ -233,14 +229,4 @@ func WaitReady(ctx context.Context, client *http.Client, url string, exited func
 		}
 		return false, exited()
 	})
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -91,4 +92,16 @@ func PeakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (for programs that take a
+// port number rather than a listener).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

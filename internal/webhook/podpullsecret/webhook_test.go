@@ -31,6 +31,7 @@ import (
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 	"github.com/ferrypull/ferry/internal/webhook/serviceaccount"
 )
 
@@ -46,16 +47,6 @@ func namespace(t testing.TB, c client.Client, ns string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // secretMaker is a SecretEnsurer for tests that writes a real (placeholder)
@@ -114,7 +105,7 @@ func startWebhookHandler(t testing.TB, env *kubeenv.Env, h admission.Handler, po
 	if err := certs.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := tools.FreePort(t)
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}})
 	srv.Register(Path, &admission.Webhook{Handler: h})

@@ -19,17 +19,8 @@ import (
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func settings(enable bool, failurePolicy string, timeout int32) *pullsecret.Settings {
 	return &pullsecret.Settings{
@@ -58,7 +49,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	if err := certs.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := tools.FreePort(t)
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}})
 	srv.Register(Path, NewWebhook(store))
