@@ -364,20 +364,20 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 // tagLister adapts the registry front to the OpenAPI's ListRepoTag.
 type tagLister struct{ front *registry.Front }
 
-func (t tagLister) ListTags(ctx context.Context, inst *world.Instance, ns, repo string) ([]openapi.Tag, error) {
+func (t tagLister) ListTags(ctx context.Context, inst *world.Instance, ns, repo string, offset, limit int) ([]openapi.Tag, int, error) {
 	site := inst.ID
 	if inst.Edition() == world.EditionPersonal {
 		site = registry.PersonalSiteID(inst.Region)
 	}
-	tags, err := t.front.ListTags(ctx, site, ns, repo)
+	tags, total, err := t.front.ListTagsPage(ctx, site, ns, repo, offset, limit)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]openapi.Tag, 0, len(tags))
 	for _, tg := range tags {
-		out = append(out, openapi.Tag{Tag: tg.Tag, Digest: tg.Digest, Size: tg.Size, Created: tg.Updated, Updated: tg.Updated})
+		out = append(out, openapi.Tag{Tag: tg.Tag, Digest: tg.Digest, ImageID: tg.Config, Size: tg.Size, Created: tg.Updated, Updated: tg.Updated})
 	}
-	return out, nil
+	return out, total, nil
 }
 
 // metadataHandler serves ECS instance metadata (also as an HTTP proxy

@@ -97,6 +97,9 @@ func TestSDKTokenThenRegistry(t *testing.T) {
 	if len(tags.Body.Images) != 1 || tea.StringValue(tags.Body.Images[0].Digest) != digest.String() || tea.Int64Value(tags.Body.Images[0].ImageSize) <= 0 {
 		t.Fatalf("ListRepoTag images = %v, want v1 with digest %s", tags.Body.Images, digest)
 	}
+	if cfg, _ := img.ConfigName(); tea.StringValue(tags.Body.Images[0].ImageId) != cfg.Hex {
+		t.Fatalf("ListRepoTag ImageId = %s, want the config digest %s", tea.StringValue(tags.Body.Images[0].ImageId), cfg.Hex)
+	}
 
 	env.Fault("GetAuthorizationToken", http.StatusServiceUnavailable)
 	_, err = c.GetAuthorizationToken(&cr.GetAuthorizationTokenRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)})

@@ -338,6 +338,9 @@ func (h *Handler) createNamespace(c *call) (any, *apiError) {
 	return ok(c), nil
 }
 
+// repoStatuses are the RepoStatus filter values of ListRepository ("" = no filter).
+var repoStatuses = map[string]bool{"": true, "NORMAL": true, "DELETING": true, "DELETED": true, "ALL": true}
+
 type repoJSON struct {
 	RepoId            string `json:"RepoId"`
 	RepoName          string `json:"RepoName"`
@@ -363,6 +366,11 @@ func (h *Handler) listRepository(c *call) (any, *apiError) {
 		return nil, aerr
 	}
 	ns, name, status := c.q.Param("RepoNamespaceName"), c.q.Param("RepoName"), c.q.Param("RepoStatus")
+	if !repoStatuses[status] {
+		return nil, invalid("RepoStatus", status, "must be NORMAL, DELETING, DELETED or ALL")
+	}
+	// Documented resource: acs:cr:<region>:<account>:repository/<instance>/<namespace>/*;
+	// without a namespace the whole instance is listed.
 	res := inst.NamespaceARN("*")
 	if ns != "" {
 		res = inst.RepositoryARN(ns, "*")
@@ -376,7 +384,8 @@ func (h *Handler) listRepository(c *call) (any, *apiError) {
 	})
 	list := []repoJSON{}
 	for _, r := range repos {
-		if (ns != "" && r.Namespace != ns) || (name != "" && r.Name != name) || (status != "" && status != "NORMAL") {
+		// Every emulated repository is NORMAL: none is ever being deleted.
+		if (ns != "" && r.Namespace != ns) || (name != "" && r.Name != name) || status == "DELETING" || status == "DELETED" {
 			continue
 		}
 		list = append(list, repoJSON{r.ID(), r.Name, r.Namespace, r.RepoType, "NORMAL", "MANUAL", r.Summary, false,
@@ -451,9 +460,11 @@ func (h *Handler) listRepoTag(c *call) (any, *apiError) {
 		return nil, aerr
 	}
 	var tags []Tag
+	total := 0
 	if h.tags != nil {
 		var err error
-		if tags, err = h.tags.ListTags(c.r.Context(), inst, repo.Namespace, repo.Name); err != nil {
+		tags, total, err = h.tags.ListTags(c.r.Context(), inst, repo.Namespace, repo.Name, (pageNo-1)*pageSize, pageSize)
+		if err != nil {
 			h.log.Warn("list tags failed", "instance", inst.ID, "repository", repo.Namespace+"/"+repo.Name, "error", err)
 			return nil, newErr(http.StatusInternalServerError, "SystemError", "Unknown error.")
 		}
@@ -464,12 +475,15 @@ func (h *Handler) listRepoTag(c *call) (any, *apiError) {
 		if created.IsZero() {
 			created = t.Updated
 		}
-		imageID := strings.TrimPrefix(t.Digest, "sha256:")
-		list = append(list, imageJSON{t.Tag, t.Digest, imageID, t.Size,
+		id := t.ImageID
+		if id == "" {
+			id = t.Digest
+		}
+		list = append(list, imageJSON{t.Tag, t.Digest, strings.TrimPrefix(id, "sha256:"), t.Size,
 			strconv.FormatInt(ms(created), 10), strconv.FormatInt(ms(t.Updated), 10), "NORMAL"})
 	}
 	return struct {
 		pageJSON
 		Images []imageJSON `json:"Images"`
-	}{pageOf(c, pageNo, pageSize, len(list)), page(list, pageNo, pageSize)}, nil
+	}{pageOf(c, pageNo, pageSize, total), list}, nil
 }

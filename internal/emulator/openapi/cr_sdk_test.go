@@ -161,8 +161,9 @@ func TestCRDenied(t *testing.T) {
 
 type staticTags map[string][]Tag
 
-func (s staticTags) ListTags(_ context.Context, inst *world.Instance, ns, repo string) ([]Tag, error) {
-	return s[inst.ID+"/"+ns+"/"+repo], nil
+func (s staticTags) ListTags(_ context.Context, inst *world.Instance, ns, repo string, offset, limit int) ([]Tag, int, error) {
+	all := s[inst.ID+"/"+ns+"/"+repo]
+	return all[min(offset, len(all)):min(offset+limit, len(all))], len(all), nil
 }
 
 func TestCRNamespacesRepositoriesTags(t *testing.T) {

@@ -38,16 +38,21 @@ const (
 
 // Tag is one image tag, as ListRepoTag reports it.
 type Tag struct {
-	Tag     string
-	Digest  string
+	Tag    string
+	Digest string
+	// ImageID is the image configuration digest (sha256:…); empty for an index,
+	// which then reports its manifest digest as its ImageId.
+	ImageID string
 	Size    int64
 	Created time.Time
 	Updated time.Time
 }
 
-// TagLister lists the tags of a repository; the registry side implements it.
+// TagLister lists the tags of a repository one page at a time; the registry
+// side implements it. It returns at most limit tags from the offset-th on, in
+// a stable order, and how many tags the repository has.
 type TagLister interface {
-	ListTags(ctx context.Context, inst *world.Instance, namespace, repo string) ([]Tag, error)
+	ListTags(ctx context.Context, inst *world.Instance, namespace, repo string, offset, limit int) (tags []Tag, total int, err error)
 }
 
 // Handler is the OpenAPI http.Handler.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,42 @@ func TestRestartKeepsImages(t *testing.T) {
 	wd, _ := img.Digest()
 	if tags[0].Digest != wd.String() {
 		t.Fatalf("ListTags digest %s, want %s", tags[0].Digest, wd)
+	}
+	if cfg, _ := img.ConfigName(); tags[0].Config != cfg.String() {
+		t.Fatalf("ListTags config %s, want %s", tags[0].Config, cfg)
+	}
+}
+
+// TestListTagsPage pages through the tags registry storage holds: sorted by
+// tag, each once, the total on every page, nothing past the end.
+func TestListTagsPage(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	admin := f.token(t, "LTAI5tFerryAAdmin001", world.DemoInstanceAHangzhou)
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a", "b", "c", "d", "e"}
+	for _, tag := range []string{"d", "a", "e", "c", "b"} {
+		if err := remote.Write(f.ref(t, hzDomain, "apps/paged:"+tag), img, remote.WithAuth(admin), remote.WithTransport(f.transport("")), remote.WithContext(t.Context())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for offset := 0; offset <= 6; offset += 2 {
+		page, total, err := f.front.ListTagsPage(t.Context(), world.DemoInstanceAHangzhou, "apps", "paged", offset, 2)
+		if err != nil || total != 5 || len(page) != min(2, max(0, 5-offset)) {
+			t.Fatalf("offset %d: %d tags, total %d, %v", offset, len(page), total, err)
+		}
+		for _, tg := range page {
+			got = append(got, tg.Tag)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged tags %v, want %v", got, want)
+	}
+	if page, total, err := f.front.ListTagsPage(t.Context(), world.DemoInstanceAHangzhou, "apps", "never-pushed", 0, 10); err != nil || total != 0 || len(page) != 0 {
+		t.Fatalf("empty repository: %v, %d, %v", page, total, err)
 	}
 }
 

@@ -45,8 +45,8 @@ const (
 //     Personal namespace in cn-hangzhou, the worker role handed out by ECS metadata, an RRSA role
 //     trusting the aliyun-acr-credential-helper ServiceAccount through OIDC provider
 //     ack-rrsa-<cluster>, and users acr-puller (exactly cr:GetAuthorizationToken,
-//     cr:ListInstanceEndpoint, cr:PullRepository), image-syncer (push to the image-syncer
-//     namespace), deployer (only sts:AssumeRole, no registry password) and admin;
+//     cr:ListInstanceEndpoint, cr:PullRepository), image-syncer (push to, and list, the
+//     image-syncer namespace), deployer (only sts:AssumeRole, no registry password) and admin;
 //   - account B (uid DemoAccountB, registry owner): an EE instance in cn-hangzhou and role
 //     acr-pull trusting A's root, A's worker role and A's RRSA role.
 func Default(o DefaultOptions) (*World, error) {
@@ -73,7 +73,8 @@ func Default(o DefaultOptions) (*World, error) {
 		allow([]string{
 			"acs:cr:*:*:repository/" + DemoInstanceAHangzhou + "/image-syncer/*",
 			"acs:cr:*:*:repository/" + DemoInstanceAHangzhou + "/image-syncer",
-		}, "cr:CreateRepository", "cr:UpdateRepository", "cr:PushRepository", "cr:PullRepository"),
+		}, "cr:CreateRepository", "cr:UpdateRepository", "cr:PushRepository", "cr:PullRepository",
+			"cr:ListRepository", "cr:GetRepository", "cr:ListRepoTag", "cr:GetRepoTag"),
 	}}
 	trustService := PolicyDocument{Version: "1", Statement: []Statement{{
 		Effect: "Allow", Action: StringList{"sts:AssumeRole"},
