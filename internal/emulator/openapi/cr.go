@@ -253,7 +253,7 @@ func (h *Handler) listInstanceEndpoint(c *call) (any, *apiError) {
 		return "STOPPED"
 	}
 	internet := endpointJSON{EndpointType: "internet", Enable: inst.InternetEndpoint.Enable, Status: status(inst.InternetEndpoint.Enable),
-		Domains: []domainJSON{{inst.InternetDomain(), "SYSTEM"}}}
+		Domains: []domainJSON{{h.domain(inst.InternetDomain()), "SYSTEM"}}}
 	if !summary {
 		aclOn := len(inst.InternetEndpoint.Whitelist) > 0
 		internet.AclEnable = &aclOn
@@ -263,7 +263,7 @@ func (h *Handler) listInstanceEndpoint(c *call) (any, *apiError) {
 		}
 	}
 	vpc := endpointJSON{EndpointType: "vpc", Enable: inst.VPCEndpoint.Enable, Status: status(inst.VPCEndpoint.Enable),
-		Domains: []domainJSON{{inst.VPCDomain(), "SYSTEM"}}}
+		Domains: []domainJSON{{h.domain(inst.VPCDomain()), "SYSTEM"}}}
 	if !summary && inst.VPCEndpoint.Enable {
 		vpc.LinkedVpcs = []vpcJSON{{VpcId: "vpc-ferry" + inst.ID[4:], VswitchId: "vsw-ferry" + inst.ID[4:], Ip: "127.0.0.1", DefaultAccess: true, Status: "RUNNING"}}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,5 +252,30 @@ func TestAbsoluteURIThroughProxy(t *testing.T) {
 			t.Fatalf("alg %q: %v", alg, err)
 		}
 		e.remember(tea.StringValue(res.Body.AuthorizationToken))
+	}
+}
+
+// TestDomainAdvertiser: ListInstanceEndpoint reports each domain as the
+// advertiser maps it (the emulator adds its registry port), asked per request.
+func TestDomainAdvertiser(t *testing.T) {
+	var port atomic.Value
+	port.Store(":1")
+	e := newEnv(t, envOptions{opts: []Option{WithDomainAdvertiser(func(d string) string { return d + port.Load().(string) })}})
+	c := e.cr(t, "LTAI5tFerryAPuller01", e.secret(t, "LTAI5tFerryAPuller01"), clientOpts{})
+	for _, p := range []string{":1", ":5443"} {
+		port.Store(p)
+		ep, err := c.ListInstanceEndpoint(&cr.ListInstanceEndpointRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, x := range ep.Body.Endpoints {
+			for _, d := range x.Domains {
+				got = append(got, tea.StringValue(d.Domain))
+			}
+		}
+		if want := "ferry-a-registry.cn-hangzhou.cr.aliyuncs.com" + p + ",ferry-a-registry-vpc.cn-hangzhou.cr.aliyuncs.com" + p; strings.Join(got, ",") != want {
+			t.Errorf("domains = %v, want %s", got, want)
+		}
 	}
 }

@@ -64,6 +64,7 @@ type Handler struct {
 	sig    *signature.Verifier
 	oidc   *oidc.Verifier
 	region string
+	domain func(string) string
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -87,9 +88,19 @@ func WithOIDCVerifier(v *oidc.Verifier) Option { return func(h *Handler) { h.oid
 // (cr.<region>.aliyuncs.com); default cn-hangzhou. It selects the Personal Edition region.
 func WithDefaultRegion(r string) Option { return func(h *Handler) { h.region = r } }
 
+// WithDomainAdvertiser sets how a registry domain is reported in endpoint
+// responses (ListInstanceEndpoint): f maps the instance's domain to the host
+// name clients use, e.g. with the port of a local registry listener, so that
+// pull-secret keys written from the response match image references. It is
+// called for every response. Default: the domain itself.
+func WithDomainAdvertiser(f func(domain string) string) Option {
+	return func(h *Handler) { h.domain = f }
+}
+
 // New returns the OpenAPI handler over svc.
 func New(svc *ram.Service, opts ...Option) *Handler {
-	h := &Handler{svc: svc, w: svc.World(), log: slog.New(slog.DiscardHandler), region: "cn-hangzhou"}
+	h := &Handler{svc: svc, w: svc.World(), log: slog.New(slog.DiscardHandler), region: "cn-hangzhou",
+		domain: func(d string) string { return d }}
 	for _, o := range opts {
 		o(h)
 	}
