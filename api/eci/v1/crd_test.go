@@ -121,7 +121,10 @@ func TestValidation(t *testing.T) {
 		{name: "secret with slash", mutate: func(s *eciv1.ImageCacheSpec) { s.ImagePullSecrets = []string{"default:a", "default/b"} }, wantErr: `spec.imagePullSecrets[1]`},
 		{name: "size too small", mutate: func(s *eciv1.ImageCacheSpec) { s.ImageCacheSize = ptr.To[int32](19) }, wantErr: "spec.imageCacheSize: Invalid value: 19"},
 		{name: "size too large", mutate: func(s *eciv1.ImageCacheSpec) { s.ImageCacheSize = ptr.To[int32](32769) }, wantErr: "spec.imageCacheSize: Invalid value: 32769"},
-		{name: "size bounds", mutate: func(s *eciv1.ImageCacheSpec) { s.ImageCacheSize = ptr.To[int32](32768); s.RetentionDays = ptr.To[int32](65536) }},
+		{name: "size bounds", mutate: func(s *eciv1.ImageCacheSpec) {
+			s.ImageCacheSize = ptr.To[int32](32768)
+			s.RetentionDays = ptr.To[int32](65536)
+		}},
 		{name: "retention zero", mutate: func(s *eciv1.ImageCacheSpec) { s.RetentionDays = ptr.To[int32](0) }, wantErr: "spec.retentionDays: Invalid value: 0"},
 		{name: "retention too long", mutate: func(s *eciv1.ImageCacheSpec) { s.RetentionDays = ptr.To[int32](65537) }, wantErr: "spec.retentionDays: Invalid value: 65537"},
 		{name: "bad node selector", mutate: func(s *eciv1.ImageCacheSpec) {
