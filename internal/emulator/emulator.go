@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrypull/ferry/internal/emulator/eci"
+	"github.com/ferrypull/ferry/internal/emulator/eci/cri"
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
 	"github.com/ferrypull/ferry/internal/emulator/world"
@@ -62,6 +64,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of the RAM service (STS sessions, registry tokens).
 	Now func() time.Time
+	// ECIContainerdSocket is the CRI socket of the containerd that runs ECI container groups
+	// and image caches; empty: the ECI actions answer ECIRuntimeNotConfigured.
+	ECIContainerdSocket string
+	// ECIContainerdHostsDir is that containerd's registry config_path: the emulator trusts its
+	// CA there for its registry domains and configures PlainHttpRegistry / InsecureRegistry
+	// hosts for the duration of a pull.
+	ECIContainerdHostsDir string
 }
 
 // Emulator is a running (or ready to start) acr-emulator.
@@ -75,6 +84,8 @@ type Emulator struct {
 	seeds  []registry.Seed
 	faults *Faults
 	log    *slog.Logger
+	eci    *eci.Service
+	eciRT  *cri.Runtime
 
 	caFile  string
 	servers []*http.Server

@@ -2,8 +2,12 @@ package emulator
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"net/http"
 
+	"github.com/ferrypull/ferry/internal/emulator/eci"
+	"github.com/ferrypull/ferry/internal/emulator/eci/cri"
 	"github.com/ferrypull/ferry/internal/emulator/imds"
 	"github.com/ferrypull/ferry/internal/emulator/openapi"
 	"github.com/ferrypull/ferry/internal/emulator/registry"
@@ -21,7 +25,23 @@ func (e *Emulator) openAPIHandler() http.Handler {
 		openapi.WithTagLister(tagLister{e.front}),
 		openapi.WithDefaultRegion(region),
 		// Read per request: the TLS registry port is known only once Start has bound it.
-		openapi.WithDomainAdvertiser(e.Advertise))
+		openapi.WithDomainAdvertiser(e.Advertise),
+		openapi.WithECI(e.eci))
+}
+
+// startECI connects the ECI service to its containerd, when one is configured.
+func (e *Emulator) startECI(ctx context.Context) error {
+	if e.opts.ECIContainerdSocket == "" {
+		return nil
+	}
+	rt, err := cri.Dial(ctx, cri.Options{Socket: e.opts.ECIContainerdSocket, HostsDir: e.opts.ECIContainerdHostsDir,
+		LogDir: filepath.Join(e.opts.DataDir, "eci", "logs"), Logger: e.log.With("component", "eci")})
+	if err != nil {
+		return fmt.Errorf("--eci-containerd-socket: %w", err)
+	}
+	e.eciRT = rt
+	e.eci = eci.New(rt, eci.WithLogger(e.log.With("component", "eci")))
+	return nil
 }
 
 // tagLister adapts the registry front to the OpenAPI's ListRepoTag.

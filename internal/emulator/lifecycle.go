@@ -45,6 +45,9 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("emulator: %w", err)
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if err := e.startECI(ctx); err != nil {
+		return fmt.Errorf("emulator: %w", err)
+	}
 
 	openapi := e.faults.Middleware(e.openAPIHandler())
 	listen := []struct {
@@ -94,6 +97,15 @@ func (e *Emulator) Start(ctx context.Context) (err error) {
 		go func() { _ = srv.Serve(ln) }()
 		e.log.Info("listening", "listener", l.name, "addr", *l.out)
 	}
+	if e.eciRT != nil {
+		var hosts []string
+		for _, s := range e.sites {
+			for _, d := range append(append([]string{}, s.PublicDomains...), s.VPCDomains...) {
+				hosts = append(hosts, e.Advertise(d))
+			}
+		}
+		e.eciRT.Trust(e.caFile, hosts...)
+	}
 	if e.opts.HostsFile != "" {
 		if err := atomicfile.Write(e.opts.HostsFile, e.hostsLines(), 0o644); err != nil {
 			return fmt.Errorf("emulator: hosts file: %w", err)
@@ -136,6 +148,12 @@ func (e *Emulator) Close() error {
 				errs = append(errs, cerr)
 			}
 		}
+	}
+	if e.eci != nil {
+		e.eci.Close()
+	}
+	if e.eciRT != nil {
+		errs = append(errs, e.eciRT.Close())
 	}
 	errs = append(errs, e.front.Close())
 	return errors.Join(errs...)

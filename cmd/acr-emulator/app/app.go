@@ -40,6 +40,8 @@ type Flags struct {
 	OIDCBearerFile  string
 	LogFormat       string
 	LogLevel        string
+	ECISocket       string
+	ECIHostsDir     string
 }
 
 // NewCommand returns the acr-emulator command. It runs until ctx ends.
@@ -52,7 +54,9 @@ func NewCommand(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 Container Registry Enterprise and Personal Edition registries (distribution/v3 with
 filesystem storage under --data-dir) behind a Docker token realm that applies RAM
 policies, the Container Registry OpenAPI 2018-12-01 and STS 2015-04-01 (plain HTTP
-and HTTPS), and ECS instance metadata (usable as the HTTP proxy for 100.100.100.200).
+and HTTPS), ECS instance metadata (usable as the HTTP proxy for 100.100.100.200),
+and, with --eci-containerd-socket, the ECI API 2018-08-08 running container groups
+and image caches on that containerd.
 
 Registry domains such as ferry-a-registry.cn-hangzhou.cr.aliyuncs.com are advertised
 with the TLS registry listener's port (unless --bare-domains); point them at
@@ -84,6 +88,8 @@ with the TLS registry listener's port (unless --bare-domains); point them at
 	fl.StringVar(&f.OIDCJWKSFile, "oidc-jwks-file", "", "JWKS file of the demo world's RRSA OIDC provider")
 	fl.StringVar(&f.OIDCCAFile, "oidc-ca-file", "", "CA bundle for fetching --oidc-jwks-url")
 	fl.StringVar(&f.OIDCBearerFile, "oidc-bearer-token-file", "", "bearer token file for fetching --oidc-jwks-url")
+	fl.StringVar(&f.ECISocket, "eci-containerd-socket", "", "CRI socket of the containerd that runs ECI container groups and image caches (CreateContainerGroup, CreateImageCache); without it the ECI actions answer ECIRuntimeNotConfigured")
+	fl.StringVar(&f.ECIHostsDir, "eci-containerd-hosts-dir", "", "that containerd's registry config_path (hosts.toml directory): the emulator trusts its CA there for its registry domains and sets up PlainHttpRegistry / InsecureRegistry hosts for one pull at a time")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -104,7 +110,7 @@ func Run(ctx context.Context, f Flags, stdout, stderr io.Writer) error {
 		OpenAPIAddr: f.OpenAPIAddr, OpenAPITLSAddr: f.OpenAPITLSAddr, MetadataAddr: f.MetadataAddr,
 		RegistryAddr: f.RegistryAddr, RegistryTLSAddr: f.RegistryTLSAddr,
 		BareDomains: f.BareDomains, DefaultInstance: f.DefaultInstance, RegistryTokenTTL: f.BearerTTL,
-		Logger: logger,
+		Logger: logger, ECIContainerdSocket: f.ECISocket, ECIContainerdHostsDir: f.ECIHostsDir,
 	})
 	if err != nil {
 		return err

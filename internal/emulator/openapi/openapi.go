@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrypull/ferry/internal/emulator/eci"
 	"github.com/ferrypull/ferry/internal/emulator/oidc"
 	"github.com/ferrypull/ferry/internal/emulator/ram"
 	"github.com/ferrypull/ferry/internal/emulator/signature"
@@ -65,6 +66,7 @@ type Handler struct {
 	oidc   *oidc.Verifier
 	region string
 	domain func(string) string
+	eci    *eci.Service
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -177,6 +179,8 @@ func (h *Handler) serve(c *call, body []byte) (any, *apiError) {
 		}
 	case q.Version == VersionSTS || (q.Version == "" && stsActions[q.Action]):
 		c.product = "sts"
+	case q.Version == VersionECI:
+		c.product = "eci"
 	case q.Version == VersionCR || q.Version == "":
 		c.product = "cr"
 	default:
@@ -216,6 +220,10 @@ func (h *Handler) serve(c *call, body []byte) (any, *apiError) {
 			return h.getCallerIdentity(c)
 		case "AssumeRoleWithOIDC":
 			return h.assumeRoleWithOIDC(c)
+		}
+	} else if c.product == "eci" {
+		if fn, ok := eciActions[c.action]; ok {
+			return fn(h, c)
 		}
 	} else if fn, ok := crActions[c.action]; ok {
 		return fn(h, c)
@@ -300,8 +308,11 @@ func (h *Handler) finish(w http.ResponseWriter, c *call, resp any, aerr *apiErro
 }
 
 func productName(p string) string {
-	if p == "sts" {
+	switch p {
+	case "sts":
 		return "Sts"
+	case "eci":
+		return "Eci"
 	}
 	return "cr"
 }

@@ -43,6 +43,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the emulator's logs; default: kept in Env.Logs.
 	Logger *slog.Logger
+	// ECIContainerdSocket and ECIContainerdHostsDir give the ECI service a containerd
+	// (e.g. containerdenv's Socket and HostsDir).
+	ECIContainerdSocket   string
+	ECIContainerdHostsDir string
 }
 
 // Env is a running emulator.
@@ -95,6 +99,7 @@ func Start(t testing.TB, opts Options) *Env {
 	emu, err := emulator.New(w, emulator.Options{
 		DataDir: dataDir, InfoFile: filepath.Join(dataDir, "info.json"), HostsFile: filepath.Join(dataDir, "hosts"),
 		Logger: logger, Now: opts.Now,
+		ECIContainerdSocket: opts.ECIContainerdSocket, ECIContainerdHostsDir: opts.ECIContainerdHostsDir,
 	})
 	if err != nil {
 		t.Fatalf("emulatorenv: %v", err)
