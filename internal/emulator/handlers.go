@@ -3,8 +3,8 @@ package emulator
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"net/http"
+	"path/filepath"
 
 	"github.com/ferrypull/ferry/internal/emulator/eci"
 	"github.com/ferrypull/ferry/internal/emulator/eci/cri"

@@ -771,4 +771,3 @@ func (h *Handler) deleteImageCache(c *call) (any, *apiError) {
 		RequestId string `json:"RequestId"`
 	}{c.requestID}, nil
 }
-
