@@ -232,7 +232,6 @@ func (r *Runtime) sandboxConfig(s eci.Sandbox) *runtimeapi.PodSandboxConfig {
 	}
 	return &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Uid: s.GroupID, Namespace: r.opts.Namespace},
-		Hostname:     s.GroupID,
 		LogDirectory: filepath.Join(r.opts.LogDir, s.GroupID),
 		Labels:       map[string]string{"ferry.dev/eci-group": s.GroupID, "ferry.dev/eci-account": s.Account},
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
