@@ -1,14 +1,17 @@
 package emulator_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	ecisdk "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/world"
@@ -215,4 +218,159 @@ func TestECIAcrRegistryInfo(t *testing.T) {
 			t.Fatalf("status %s, events:%s", g.Status, events(g))
 		}
 	})
+}
+
+// TestECICrossAccountRAMAndSignatures: account A's group pulls account B's image through the
+// ArnService (A, trusted by eci.aliyuncs.com) → ArnUser (B, trusting A's role) chain and fails
+// without it; a RAM user without eci:CreateContainerGroup is denied; a bad signature is
+// rejected; DeleteContainerGroup removes the sandbox.
+func TestECICrossAccountRAMAndSignatures(t *testing.T) {
+	r := startECIRig(t)
+	c := r.client(t, r.adminA)
+	arnService := "acs:ram::" + world.DemoAccountA + ":role/" + world.DemoECIRole
+	arnUser := "acs:ram::" + world.DemoAccountB + ":role/" + world.DemoPullRole
+	for _, tc := range []struct {
+		name       string
+		extra      map[string]string
+		wantStatus string
+		wantEvent  string
+	}{
+		{"ArnService and ArnUser", map[string]string{"AcrRegistryInfo.1.InstanceId": r.b.InstanceID,
+			"AcrRegistryInfo.1.ArnService": arnService, "AcrRegistryInfo.1.ArnUser": arnUser}, "Succeeded", "Successfully pulled"},
+		{"no roles", map[string]string{"AcrRegistryInfo.1.InstanceId": r.b.InstanceID}, "Failed", "belongs to another account"},
+		{"ArnUser that does not trust the ArnService", map[string]string{"AcrRegistryInfo.1.InstanceId": r.b.InstanceID,
+			"AcrRegistryInfo.1.ArnService": arnService, "AcrRegistryInfo.1.ArnUser": "acs:ram::" + world.DemoAccountA + ":role/" + world.DemoWorkerRole}, "Failed", "cannot assume ArnUser"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := r.create(t, c, "cross-"+strings.ReplaceAll(strings.ToLower(tc.name), " ", "-"), []groupContainer{{"c1", r.imgB}}, tc.extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := r.wait(t, c, id)
+			if g.Status != tc.wantStatus || !strings.Contains(events(g), tc.wantEvent) {
+				t.Fatalf("status %s, events:%s", g.Status, events(g))
+			}
+			if tc.wantStatus == "Failed" && !strings.Contains(events(g), "Failed to pull image") {
+				t.Fatalf("no pull failure in events:%s", events(g))
+			}
+		})
+	}
+
+	t.Run("user without eci:CreateContainerGroup", func(t *testing.T) {
+		_, err := r.create(t, r.client(t, r.deployer), "denied", []groupContainer{{"c1", r.imgA}}, nil)
+		if code, status := legacyErr(err); code != "NoPermission" || status != 403 {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("bad signature", func(t *testing.T) {
+		bad := r.adminA
+		bad.AccessKeySecret += "x"
+		_, err := r.create(t, r.client(t, bad), "badsig", []groupContainer{{"c1", r.imgA}}, nil)
+		if code, status := legacyErr(err); code != "SignatureDoesNotMatch" || status != 400 {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("delete removes the sandbox", func(t *testing.T) {
+		id, err := r.create(t, c, "deleted", []groupContainer{{"c1", r.imgA}}, map[string]string{"AcrRegistryInfo.1.InstanceId": r.hz.InstanceID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.wait(t, c, id)
+		if n := r.sandboxes(t, id); n != 1 {
+			t.Fatalf("%d sandboxes for %s before delete", n, id)
+		}
+		req := ecisdk.CreateDeleteContainerGroupRequest()
+		r.target(req)
+		req.RegionId, req.ContainerGroupId = "cn-hangzhou", id
+		if _, err := c.DeleteContainerGroup(req); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.sandboxes(t, id); n != 0 {
+			t.Fatalf("%d sandboxes for %s after delete", n, id)
+		}
+		if _, err := c.DeleteContainerGroup(req); !strings.Contains(fmt.Sprint(err), "InvalidContainerGroup.NotFound") {
+			t.Fatalf("second delete: %v", err)
+		}
+	})
+}
+
+// sandboxes counts the CRI pod sandboxes of a group.
+func (r *eciRig) sandboxes(t *testing.T, id string) int {
+	t.Helper()
+	resp, err := r.ctrd.Runtime.ListPodSandbox(t.Context(), &runtimeapi.ListPodSandboxRequest{
+		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"ferry.dev/eci-group": id}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.Items)
+}
+
+// legacyErr returns the code and HTTP status of an alibaba-cloud-sdk-go error.
+func legacyErr(err error) (string, int) {
+	var se *sdkerrors.ServerError
+	if errors.As(err, &se) {
+		return se.ErrorCode(), se.HttpStatus()
+	}
+	return "", 0
+}
+
+// TestECIImageCache: CreateImageCache pulls the image into containerd; a group created
+// afterwards from the cache (ImageSnapshotId, and AutoMatchImageCache) does not pull again:
+// the registry sees no further token request for the repository.
+func TestECIImageCache(t *testing.T) {
+	r := startECIRig(t)
+	c := r.client(t, r.adminA)
+	img := r.push(t, r.hz.Domains[0]+"/apps/hello-cache:v1", r.adminA)
+	req := ecisdk.CreateCreateImageCacheRequest()
+	r.target(req)
+	req.RegionId, req.ImageCacheName, req.Image = "cn-hangzhou", "hello-cache", []string{img}
+	req.SecurityGroupId, req.VSwitchId = "sg-emulated", "vsw-emulated"
+	req.QueryParams["AcrRegistryInfo.1.InstanceId"] = r.hz.InstanceID
+	resp, err := c.CreateImageCache(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheID := resp.ImageCacheId
+	poll.Until(t, "image cache "+cacheID+" Ready", func() error {
+		dreq := ecisdk.CreateDescribeImageCachesRequest()
+		r.target(dreq)
+		dreq.RegionId, dreq.ImageCacheId = "cn-hangzhou", cacheID
+		d, err := c.DescribeImageCaches(dreq)
+		if err != nil {
+			return err
+		}
+		if len(d.ImageCaches) != 1 || d.ImageCaches[0].Status != "Ready" || d.ImageCaches[0].Progress != "100%" {
+			return fmt.Errorf("caches %+v", d.ImageCaches)
+		}
+		return nil
+	})
+	tokenRequests := func() int { return strings.Count(r.env.Logs.String(), "resource=repository:apps/hello-cache") }
+	before := tokenRequests()
+	if before == 0 {
+		t.Fatal("the cache build made no registry token request for apps/hello-cache")
+	}
+	for _, extra := range []map[string]string{{"ImageSnapshotId": cacheID}, {"AutoMatchImageCache": "true"}} {
+		id, err := r.create(t, c, "from-cache", []groupContainer{{"c1", img}}, extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := r.wait(t, c, id)
+		if g.Status != "Succeeded" || !strings.Contains(events(g), "already present on machine (image cache "+cacheID+")") {
+			t.Fatalf("%v: status %s, events:%s", extra, g.Status, events(g))
+		}
+		if out := r.log(t, c, id, "c1"); !strings.Contains(out, "hello from /hello") {
+			t.Errorf("log = %q", out)
+		}
+	}
+	if after := tokenRequests(); after != before {
+		t.Fatalf("groups from the cache made %d registry token requests for the image", after-before)
+	}
+	// Without the cache the same group pulls (and so asks the registry).
+	id, err := r.create(t, c, "no-cache", []groupContainer{{"c1", img}}, map[string]string{"AcrRegistryInfo.1.InstanceId": r.hz.InstanceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := r.wait(t, c, id); g.Status != "Succeeded" || tokenRequests() == before {
+		t.Fatalf("status %s, token requests %d → %d", g.Status, before, tokenRequests())
+	}
 }

@@ -35,6 +35,7 @@ const (
 	DemoWorkerRole = "KubernetesWorkerRole-c0ferry0demo"
 	DemoRRSARole   = "ferry-rrsa-acr-helper"
 	DemoPullRole   = "acr-pull"
+	DemoECIRole    = "eci-acr-assume" // ArnService: assumed by the ECI service, may assume B's acr-pull
 	DemoRRSASA     = "system:serviceaccount:kube-system:aliyun-acr-credential-helper"
 	DemoClusterID  = "c0ferry0demo"
 )
@@ -80,6 +81,10 @@ func Default(o DefaultOptions) (*World, error) {
 		Effect: "Allow", Action: StringList{"sts:AssumeRole"},
 		Principal: &PolicyPrincipal{Service: StringList{"ecs.aliyuncs.com"}},
 	}}}
+	trustECI := PolicyDocument{Version: "1", Statement: []Statement{{
+		Effect: "Allow", Action: StringList{"sts:AssumeRole"},
+		Principal: &PolicyPrincipal{Service: StringList{"eci.aliyuncs.com"}},
+	}}}
 	trustRRSA := PolicyDocument{Version: "1", Statement: []Statement{{
 		Effect: "Allow", Action: StringList{"sts:AssumeRole"},
 		Principal: &PolicyPrincipal{Federated: StringList{providerARN}},
@@ -93,6 +98,7 @@ func Default(o DefaultOptions) (*World, error) {
 			"acs:ram::" + DemoAccountA + ":root",
 			"acs:ram::" + DemoAccountA + ":role/" + DemoWorkerRole,
 			"acs:ram::" + DemoAccountA + ":role/" + DemoRRSARole,
+			"acs:ram::" + DemoAccountA + ":role/" + DemoECIRole,
 		}},
 	}}}
 	a := &Account{
@@ -113,6 +119,8 @@ func Default(o DefaultOptions) (*World, error) {
 				Policies: []string{"AliyunCSManagedAcrRolePolicy", "AliyunSTSAssumeRoleAccess"}},
 			{Name: DemoRRSARole, Description: "RRSA role of aliyun-acr-credential-helper", TrustPolicy: trustRRSA,
 				Policies: []string{"AliyunCSManagedAcrRolePolicy", "AliyunSTSAssumeRoleAccess"}},
+			{Name: DemoECIRole, Description: "ECI ArnService role: the ECI service assumes it to assume acr-pull in account B",
+				TrustPolicy: trustECI, Policies: []string{"AliyunSTSAssumeRoleAccess"}},
 		},
 		OIDCProviders: []*OIDCProvider{provider},
 		Instances: []*Instance{
