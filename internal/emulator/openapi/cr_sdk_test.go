@@ -2,8 +2,10 @@ package openapi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	cr "github.com/alibabacloud-go/cr-20181201/v2/client"
 	"github.com/alibabacloud-go/tea/tea"
 
+	"github.com/ferrypull/ferry/internal/emulator/signature"
 	"github.com/ferrypull/ferry/internal/emulator/world"
 )
 
@@ -277,5 +280,35 @@ func TestDomainAdvertiser(t *testing.T) {
 		if want := "ferry-a-registry.cn-hangzhou.cr.aliyuncs.com" + p + ",ferry-a-registry-vpc.cn-hangzhou.cr.aliyuncs.com" + p; strings.Join(got, ",") != want {
 			t.Errorf("domains = %v, want %s", got, want)
 		}
+	}
+}
+
+// TestReplayAfterAnonymousFlood (hostile input, regression): unsigned AssumeRoleWithOIDC
+// requests with fresh nonces used to flush the shared nonce memory, after which a captured
+// signed request replayed. It must stay SignatureNonceUsed however many come in between.
+func TestReplayAfterAnonymousFlood(t *testing.T) {
+	rec := &recorder{reqs: map[string]*http.Request{}, body: map[string]string{}}
+	v := signature.NewVerifier()
+	v.MaxNonces, v.MaxNoncesPerKey = 16, 8
+	e := newEnv(t, envOptions{wrap: rec.wrap, opts: []Option{WithSignatureVerifier(v)}})
+	v.Now = e.clock.Now
+	c := e.cr(t, "LTAI5tFerryAPuller01", e.secret(t, "LTAI5tFerryAPuller01"), clientOpts{})
+	if _, err := c.ListInstanceEndpoint(&cr.ListInstanceEndpointRequest{InstanceId: tea.String(world.DemoInstanceAHangzhou)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		q := url.Values{"Action": {"AssumeRoleWithOIDC"}, "Version": {"2015-04-01"}, "Format": {"JSON"},
+			"SignatureNonce": {fmt.Sprintf("flood-%d", i)}, "Timestamp": {time.Now().UTC().Format("2006-01-02T15:04:05Z")},
+			"RoleArn": {"acs:ram::" + world.DemoAccountA + ":role/" + world.DemoRRSARole}, "RoleSessionName": {"flood"},
+			"OIDCProviderArn": {"acs:ram::" + world.DemoAccountA + ":oidc-provider/ack-rrsa-" + world.DemoClusterID}, "OIDCToken": {"x.y.z"}}
+		resp, err := http.Post(e.plain.URL+"/?"+q.Encode(), "application/x-www-form-urlencoded", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	status, body := rec.replay(t, e.plain.URL, "ListInstanceEndpoint")
+	if status != 400 || !strings.Contains(body, `"Code":"SignatureNonceUsed"`) {
+		t.Fatalf("replay after the flood = %d %s", status, body)
 	}
 }

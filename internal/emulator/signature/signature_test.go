@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -356,5 +357,67 @@ func TestACS3FormBodyNotInQuery(t *testing.T) {
 	cs := sha256.Sum256([]byte(canon))
 	if want := "ACS3-HMAC-SHA256\n" + hex.EncodeToString(cs[:]); q.StringToSign() != want {
 		t.Errorf("string to sign = %q, want %q", q.StringToSign(), want)
+	}
+}
+
+// TestNonceReplayAfterFlood is the regression test of a defect found with hostile input: the
+// nonce memory was one FIFO that anonymous requests (and any one AccessKey) could flush, after
+// which a captured signed request replayed inside its validity window. Now anonymous nonces
+// are not remembered, a key's share is capped, and a full memory refuses new requests
+// (Throttling.User) instead of forgetting unexpired nonces.
+func TestNonceReplayAfterFlood(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := NewVerifier()
+	v.Now = func() time.Time { return now }
+	v.MaxNonces, v.MaxNoncesPerKey = 8, 3
+	signed := func(ak, nonce string) *Request {
+		return &Request{Scheme: ACS3, AccessKeyID: ak, Nonce: nonce, Time: now, TimeRaw: now.Format(time.RFC3339)}
+	}
+	victim := signed("victim", "captured")
+	if err := v.Check(victim); err != nil {
+		t.Fatal(err)
+	}
+	// Flood: anonymous requests with fresh nonces (as AssumeRoleWithOIDC takes them) …
+	for i := range 1000 {
+		q := &Request{Scheme: Anonymous, Nonce: fmt.Sprintf("anon-%d", i), Time: now, TimeRaw: now.Format(time.RFC3339)}
+		if err := v.Check(q); err != nil {
+			t.Fatalf("anonymous request %d: %v", i, err)
+		}
+	}
+	// … and an attacker's own AccessKey: capped at its share, then refused, never evicting.
+	refused := 0
+	for i := range 1000 {
+		if err := v.Check(signed("attacker", fmt.Sprintf("a-%d", i))); errors.Is(err, ErrNonceMemoryFull) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused != 1000-3 {
+		t.Errorf("attacker refused %d times, want %d", refused, 1000-3)
+	}
+	if err := v.Check(victim); !errors.Is(err, ErrNonceUsed) {
+		t.Fatalf("replay after the flood: %v, want SignatureNonceUsed", err)
+	}
+	// Other keys still work, up to the global cap; past it nothing is forgotten early.
+	for i := range 4 {
+		if err := v.Check(signed(fmt.Sprintf("user-%d", i), "n")); err != nil {
+			t.Fatalf("user-%d: %v", i, err)
+		}
+	}
+	if err := v.Check(signed("late", "n")); !errors.Is(err, ErrNonceMemoryFull) {
+		t.Fatalf("past the global cap: %v, want Throttling.User", err)
+	}
+	if err := v.Check(victim); !errors.Is(err, ErrNonceUsed) {
+		t.Fatalf("replay with a full memory: %v", err)
+	}
+	// Once the window has passed, memory frees, and the captured request fails on its time.
+	now = now.Add(31 * time.Minute)
+	if err := v.Check(victim); !errors.Is(err, ErrExpired) {
+		t.Fatalf("captured request after the window: %v, want expired", err)
+	}
+	fresh := &Request{Scheme: ACS3, AccessKeyID: "attacker", Nonce: "later", Time: now, TimeRaw: now.Format(time.RFC3339)}
+	if err := v.Check(fresh); err != nil {
+		t.Fatalf("after the window: %v", err)
 	}
 }
