@@ -5,22 +5,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ferrypull/ferry/cmd/acr-emulator/app"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := app.NewCommand(ctx, os.Stdout, os.Stderr)
-	cmd.SetArgs(os.Args[1:])
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "acr-emulator:", err)
-		os.Exit(1)
-	}
+	operator.Main("acr-emulator", app.NewCommand(app.Run, operator.Stdio(), os.Args[1:]))
 }

@@ -3,20 +3,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ferrypull/ferry/cmd/image-syncer/app"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.NewCommand(app.Options{Stdout: os.Stdout, Stderr: os.Stderr}).ExecuteContext(ctx)
-	stop()
-	if err != nil {
+	if err := operator.Execute(app.NewCommand(app.Run, operator.Stdio(), os.Args[1:])); err != nil {
 		// Like upstream: the error goes to stdout and the exit code is 255 (os.Exit(-1)).
 		fmt.Fprintln(os.Stdout, err)
 		os.Exit(255)

@@ -5,21 +5,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ferrypull/ferry/cmd/node-agent/app"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := app.NewCommand(app.Run, os.Args[1:])
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "node-agent:", err)
-		os.Exit(1)
-	}
+	operator.Main("node-agent", app.NewCommand(app.Run, operator.Stdio(), os.Args[1:]))
 }

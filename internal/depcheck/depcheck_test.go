@@ -78,7 +78,7 @@ var (
 	features = []string{"internal/controller", "internal/webhook", "internal/nodeagent", "internal/imagesync",
 		"internal/emulator", "internal/credprovider"}
 	shared = []string{"internal/acrconfig", "internal/acr", "internal/cloudcred", "internal/registry", "internal/regauth",
-		"internal/dockercfg", "internal/redact", "internal/metrics", "internal/annotations", "internal/atomicfile", "internal/pki", "internal/lazyre"}
+		"internal/dockercfg", "internal/redact", "internal/metrics", "internal/annotations", "internal/atomicfile", "internal/pki", "internal/lazyre", "internal/operator"}
 	alibabaSDKs = []string{"github.com/alibabacloud-go/", "github.com/aliyun/"}
 	kubernetes  = []string{"k8s.io/", "sigs.k8s.io/"}
 	// criAPI is the CRI protocol: generated message types and gRPC stubs (it depends only on

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
@@ -235,13 +237,13 @@ func TestSecretFreePulls(t *testing.T) {
 	o.CloudDialAddr, o.STSEndpoint, o.CAFile = info.OpenAPITLSEndpoint, info.OpenAPITLSEndpoint, info.CAFile
 	o.MetadataProxy, o.TokenMode, o.RRSATokenFile = info.MetadataProxy, "workerRole", rrsaFile
 	o.MetricsAddr, o.HealthAddr, o.WebhookPort, o.AddonRefresh = "0", "0", 0, time.Nanosecond
-	o.LogLevel = 1
+	o.Verbosity = 1
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- RunWithLogs(hctx, o, r.logs, nil) }()
+	go func() { done <- run(hctx, o, operator.Streams{Out: io.Discard, Err: r.logs}, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
@@ -49,7 +51,7 @@ func TestTwoReplicasFailOver(t *testing.T) {
 		o.LeaderElect, o.skipNameValidation = true, true
 		c, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- RunWithLogs(c, o, &logbuf.Buffer{}, tokens) }()
+		go func() { done <- run(c, o, operator.Streams{Out: io.Discard, Err: &logbuf.Buffer{}}, tokens) }()
 		return cancel, done
 	}
 	holder := func() string {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 // Options are the command-line settings. Everything about registries and namespaces comes from
@@ -23,11 +24,12 @@ type Options struct {
 	LeaderElect      bool
 	LeaderElectionID string
 	LeaderElectionNS string
-	MetricsAddr      string
-	HealthAddr       string
 	Namespace        string
-	LogFormat        string
-	LogLevel         int
+
+	// The operator surface every ferry binary shares: --log-format, -v,
+	// --metrics-bind-address, --health-probe-bind-address.
+	operator.Logging
+	operator.Listeners
 
 	// Alibaba Cloud.
 	Region           string
@@ -66,9 +68,10 @@ func DefaultOptions() *Options {
 	}
 	return &Options{
 		QPS: 100, Burst: 200, Workers: 8,
-		LeaderElectionID: "ferry-acr-credential-helper",
-		MetricsAddr:      ":8080", HealthAddr: ":8081",
-		Namespace: ns, LogFormat: "json",
+		LeaderElectionID:  "ferry-acr-credential-helper",
+		Logging:           operator.Logging{Format: operator.FormatJSON},
+		Listeners:         operator.Listeners{MetricsAddr: ":8080", HealthAddr: ":8081"},
+		Namespace:         ns,
 		TokenMode:         "auto",
 		RRSATokenFile:     "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token",
 		AddonSecret:       "kube-system/alibaba-addon-secret",
@@ -91,11 +94,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader among replicas (a Lease in --leader-election-namespace); only the leader writes Secrets and ServiceAccounts, every replica serves the webhook. Set it when running more than one replica.")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader-election Lease.")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "Namespace of the leader-election Lease (default: --namespace).")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus /metrics endpoint; \"0\" disables it.")
-	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, "Address of the /healthz and /readyz endpoints; \"0\" disables them.")
+	o.Listeners.AddFlags(fs, operator.WithHealthProbe(":8081"))
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace ferry runs in (default $POD_NAMESPACE, else kube-system): holds the webhook certificate Secret and is excluded from the webhook.")
-	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "Log format: json or text. Secrets are redacted from every line.")
-	fs.IntVar(&o.LogLevel, "v", o.LogLevel, "Log verbosity: 0 = info, 1 = debug.")
+	o.Logging.AddFlags(fs)
 
 	fs.StringVar(&o.Region, "region", o.Region, "The cluster's Alibaba Cloud region (e.g. cn-hangzhou): the default regionId of acr-registry-info entries and of the default Personal Edition registry.")
 	fs.StringVar(&o.TokenMode, "token-mode", o.TokenMode, "Base identity when an instance has no customAccessKey, no RRSA and no alibaba-addon-secret: auto, managedRole or workerRole (ECS instance RAM role from the metadata service).")
@@ -133,8 +134,8 @@ func (o *Options) Validate() error {
 	if _, err := acrconfig.ParseTokenMode(o.TokenMode); err != nil {
 		errs = append(errs, fmt.Errorf("--token-mode %q: must be auto, managedRole or workerRole", o.TokenMode))
 	}
-	if o.LogFormat != "json" && o.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("--log-format %q: must be json or text", o.LogFormat))
+	if err := o.Logging.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--workers %d: must be at least 1", o.Workers))

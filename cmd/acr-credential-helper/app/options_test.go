@@ -2,14 +2,17 @@ package app
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 func TestEveryFlagDocumented(t *testing.T) {
-	cmd := NewCommand(func(context.Context, *Options) error { return nil }, nil)
+	cmd := NewCommand(func(context.Context, *Options, operator.Streams) error { return nil }, operator.Streams{Out: io.Discard, Err: io.Discard}, nil)
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if len(strings.TrimSpace(f.Usage)) < 15 {
 			t.Errorf("--%s has no real documentation: %q", f.Name, f.Usage)
@@ -41,7 +44,7 @@ func TestValidateNamesFlagAndValue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			ran := false
-			cmd := NewCommand(func(context.Context, *Options) error { ran = true; return nil }, tt.args)
+			cmd := NewCommand(func(context.Context, *Options, operator.Streams) error { ran = true; return nil }, operator.Streams{Out: io.Discard, Err: io.Discard}, tt.args)
 			err := cmd.ExecuteContext(t.Context())
 			if tt.want == "" {
 				if err != nil || !ran {

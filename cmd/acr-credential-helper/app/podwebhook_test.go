@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/ferrypull/ferry/internal/controller/podsecret"
 	"github.com/ferrypull/ferry/internal/dockercfg"
 	"github.com/ferrypull/ferry/internal/emulator/world"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
@@ -194,7 +196,7 @@ func startPodWebhookHelper(t *testing.T, kube *kubeenv.Env, emu *emulatorenv.Env
 	o := DefaultOptions()
 	o.Kubeconfig, o.Region, o.Namespace = kube.KubeconfigPath, "cn-hangzhou", "ferry-system"
 	o.CloudDialAddr, o.STSEndpoint, o.CAFile = info.OpenAPITLSEndpoint, info.OpenAPITLSEndpoint, info.CAFile
-	o.MetricsAddr, o.HealthAddr, o.LogLevel = "0", "0", 1
+	o.MetricsAddr, o.HealthAddr, o.Verbosity = "0", "0", 1
 	o.WebhookPort, o.WebhookHost, o.WebhookURL = port, "127.0.0.1", "https://127.0.0.1:"+strconv.Itoa(port)
 	o.skipNameValidation = true
 	if err := kube.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil {
@@ -206,7 +208,7 @@ func startPodWebhookHelper(t *testing.T, kube *kubeenv.Env, emu *emulatorenv.Env
 	logs := &logbuf.Buffer{}
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- RunWithLogs(hctx, o, logs, nil) }()
+	go func() { done <- run(hctx, o, operator.Streams{Out: io.Discard, Err: logs}, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
@@ -166,7 +168,7 @@ func TestChartDeploymentArgs(t *testing.T) {
 				}
 			}
 			var got *Options
-			cmd := NewCommand(func(_ context.Context, o *Options) error { got = o; return nil }, args)
+			cmd := NewCommand(func(_ context.Context, o *Options, _ operator.Streams) error { got = o; return nil }, operator.Streams{Out: io.Discard, Err: io.Discard}, args)
 			if err := cmd.ExecuteContext(t.Context()); err != nil {
 				t.Fatalf("the binary rejects the chart's arguments %v: %v", args, err)
 			}
@@ -239,7 +241,7 @@ current-context: c
 	})
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- RunWithLogs(hctx, o, logs, tokens) }()
+	go func() { done <- run(hctx, o, operator.Streams{Out: io.Discard, Err: logs}, tokens) }()
 	defer func() { cancel(); <-done }()
 
 	poll(t, 60*time.Second, "Secret written with chart RBAC", func() error {

@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -27,22 +24,21 @@ import (
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
 	"github.com/ferrypull/ferry/internal/controller/pullsecret"
-	"github.com/ferrypull/ferry/internal/redact"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/webhook/serviceaccount"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;create;update;patch;delete
 
-// Run starts the manager and blocks until ctx ends. Logs go to stderr.
-func Run(ctx context.Context, o *Options) error {
-	return RunWithLogs(ctx, o, os.Stderr, nil)
+// Run starts the manager and blocks until ctx ends. Logs go to s.Err.
+func Run(ctx context.Context, o *Options, s operator.Streams) error {
+	return run(ctx, o, s, nil)
 }
 
-// RunWithLogs is Run with the log destination chosen by the caller (tests capture it) and an
-// optional TokenSource replacing the one built from the flags.
-func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsecret.TokenSource) error {
-	logger := newLogger(o, logs)
+// run is Run with an optional TokenSource replacing the one built from the flags.
+func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.TokenSource) error {
+	logger := logr.FromSlogHandler(o.Logging.Handler(s.Err))
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 	ctx = logr.NewContext(ctx, logger)
@@ -151,18 +147,6 @@ func RunWithLogs(ctx context.Context, o *Options, logs io.Writer, tokens pullsec
 	logger.Info("starting acr-credential-helper", "region", o.Region, "tokenMode", string(mode), "leaderElect", o.LeaderElect,
 		"webhookPort", o.WebhookPort, "namespace", o.Namespace)
 	return mgr.Start(ctx)
-}
-
-// newLogger builds a logr.Logger on slog that redacts secrets from every record.
-func newLogger(o *Options, w io.Writer) logr.Logger {
-	opts := &slog.HandlerOptions{Level: slog.Level(-o.LogLevel)}
-	var h slog.Handler
-	if o.LogFormat == "text" {
-		h = slog.NewTextHandler(w, opts)
-	} else {
-		h = slog.NewJSONHandler(w, opts)
-	}
-	return logr.FromSlogHandler(redact.NewHandler(h))
 }
 
 func restConfig(o *Options) (*rest.Config, error) {

@@ -6,16 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/emulator/world"
-	"github.com/ferrypull/ferry/internal/redact"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 // Flags are the command's options.
@@ -38,19 +35,24 @@ type Flags struct {
 	OIDCJWKSFile    string
 	OIDCCAFile      string
 	OIDCBearerFile  string
-	LogFormat       string
-	LogLevel        string
 	ECISocket       string
 	ECIHostsDir     string
+
+	// The operator surface every ferry binary shares (--log-format, -v).
+	operator.Logging
 }
 
-// NewCommand returns the acr-emulator command. It runs until ctx ends.
-func NewCommand(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
-	var f Flags
-	cmd := &cobra.Command{
-		Use:   "acr-emulator",
-		Short: "A local Alibaba Cloud Container Registry (registries, token realm, OpenAPI, STS, ECS metadata)",
-		Long: `acr-emulator serves, on loopback listeners, an emulated Alibaba Cloud world:
+// RunFunc runs the emulator with the parsed flags until ctx ends; the ready line goes to
+// s.Out, logs to s.Err.
+type RunFunc func(ctx context.Context, f *Flags, s operator.Streams) error
+
+// NewCommand returns the acr-emulator command (the shape every ferry binary has). It runs
+// until the command's context ends.
+func NewCommand(run RunFunc, s operator.Streams, args []string) *cobra.Command {
+	f := &Flags{Logging: operator.Logging{Format: operator.FormatText}}
+	cmd := operator.Command("acr-emulator",
+		"A local Alibaba Cloud Container Registry (registries, token realm, OpenAPI, STS, ECS metadata)",
+		`acr-emulator serves, on loopback listeners, an emulated Alibaba Cloud world:
 Container Registry Enterprise and Personal Edition registries (distribution/v3 with
 filesystem storage under --data-dir) behind a Docker token realm that applies RAM
 policies, the Container Registry OpenAPI 2018-12-01 and STS 2015-04-01 (plain HTTP
@@ -62,13 +64,12 @@ Registry domains such as ferry-a-registry.cn-hangzhou.cr.aliyuncs.com are advert
 with the TLS registry listener's port (unless --bare-domains); point them at
 127.0.0.1 with the lines written to --hosts-file. Once every listener is ready the
 --info-file JSON names every endpoint, the CA file, identities and instances.`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return Run(ctx, f, stdout, stderr)
-		},
-	}
+		s, args, func(cmd *cobra.Command) error {
+			if err := f.Logging.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), f, s)
+		})
 	fl := cmd.Flags()
 	fl.StringVar(&f.Config, "config", "", "world file (YAML or JSON: accounts, users, roles, policies, OIDC providers, instances); default: the built-in demo world")
 	fl.StringVar(&f.DataDir, "data-dir", "acr-emulator-data", "directory for registry storage (<data-dir>/<instanceId>), the CA (ca.crt, ca.key) and the token signing key; reused across restarts")
@@ -90,21 +91,18 @@ with the TLS registry listener's port (unless --bare-domains); point them at
 	fl.StringVar(&f.OIDCBearerFile, "oidc-bearer-token-file", "", "bearer token file for fetching --oidc-jwks-url")
 	fl.StringVar(&f.ECISocket, "eci-containerd-socket", "", "CRI socket of the containerd that runs ECI container groups and image caches (CreateContainerGroup, CreateImageCache); without it the ECI actions answer ECIRuntimeNotConfigured")
 	fl.StringVar(&f.ECIHostsDir, "eci-containerd-hosts-dir", "", "that containerd's registry config_path (hosts.toml directory): the emulator trusts its CA there for its registry domains and sets up PlainHttpRegistry / InsecureRegistry hosts for one pull at a time")
-	fl.StringVar(&f.LogFormat, "log-format", "text", "log format: text or json")
-	fl.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.Logging.AddFlags(fl)
+	f.Logging.AddDeprecatedLevelFlag(fl)
 	return cmd
 }
 
 // Run starts the emulator and serves until ctx ends.
-func Run(ctx context.Context, f Flags, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, f *Flags, s operator.Streams) error {
 	w, err := loadWorld(f)
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(f.LogFormat, f.LogLevel, stderr, worldSecrets(w)...)
-	if err != nil {
-		return err
-	}
+	logger := f.Logging.Logger(s.Err, worldSecrets(w)...)
 	emu, err := emulator.New(w, emulator.Options{
 		DataDir: f.DataDir, InfoFile: f.InfoFile, HostsFile: f.HostsFile,
 		OpenAPIAddr: f.OpenAPIAddr, OpenAPITLSAddr: f.OpenAPITLSAddr, MetadataAddr: f.MetadataAddr,
@@ -119,14 +117,14 @@ func Run(ctx context.Context, f Flags, stdout, stderr io.Writer) error {
 		return err
 	}
 	info := emu.Info()
-	fmt.Fprintf(stdout, "acr-emulator ready: openapi http://%s https://%s, registry http://%s https://%s, metadata %s, CA %s\n",
+	fmt.Fprintf(s.Out, "acr-emulator ready: openapi http://%s https://%s, registry http://%s https://%s, metadata %s, CA %s\n",
 		info.OpenAPIEndpoint, info.OpenAPITLSEndpoint, info.RegistryEndpoint, info.RegistryTLSEndpoint, info.MetadataProxy, info.CAFile)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return emu.Close()
 }
 
-func loadWorld(f Flags) (*world.World, error) {
+func loadWorld(f *Flags) (*world.World, error) {
 	oidcSet := f.OIDCIssuer != "" || f.OIDCJWKSURL != "" || f.OIDCJWKSFile != "" || f.OIDCCAFile != "" || f.OIDCBearerFile != ""
 	if f.Config != "" {
 		if oidcSet {
@@ -169,20 +167,4 @@ func worldSecrets(w *world.World) []string {
 		}
 	}
 	return out
-}
-
-func newLogger(format, level string, w io.Writer, secrets ...string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "text":
-		return slog.New(redact.NewHandler(slog.NewTextHandler(w, opts), redact.WithSecrets(secrets...))), nil
-	case "json":
-		return slog.New(redact.NewHandler(slog.NewJSONHandler(w, opts), redact.WithSecrets(secrets...))), nil
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", format)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferrypull/ferry/internal/emulator"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 func TestRunWritesInfoAndStopsOnCancel(t *testing.T) {
@@ -18,10 +19,10 @@ func TestRunWritesInfoAndStopsOnCancel(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
-	cmd := NewCommand(ctx, pw, &stderr)
-	cmd.SetArgs([]string{"--data-dir", dir, "--info-file", filepath.Join(dir, "info.json"), "--hosts-file", filepath.Join(dir, "hosts"), "--token-ttl", "2m", "--log-format", "json"})
+	cmd := NewCommand(Run, operator.Streams{Out: pw, Err: &stderr},
+		[]string{"--data-dir", dir, "--info-file", filepath.Join(dir, "info.json"), "--hosts-file", filepath.Join(dir, "hosts"), "--token-ttl", "2m", "--log-format", "json"})
 	done := make(chan error, 1)
-	go func() { done <- cmd.Execute(); pw.Close() }()
+	go func() { done <- cmd.ExecuteContext(ctx); pw.Close() }()
 
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
@@ -55,9 +56,8 @@ func TestFlagErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			cmd := NewCommand(t.Context(), io.Discard, io.Discard)
-			cmd.SetArgs(append(tt.args, "--data-dir", t.TempDir()))
-			err := cmd.Execute()
+			cmd := NewCommand(Run, operator.Streams{Out: io.Discard, Err: io.Discard}, append(tt.args, "--data-dir", t.TempDir()))
+			err := cmd.ExecuteContext(t.Context())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
@@ -67,10 +67,8 @@ func TestFlagErrors(t *testing.T) {
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
-	cmd := NewCommand(t.Context(), &out, &out)
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"--help"})
-	if err := cmd.Execute(); err != nil {
+	cmd := NewCommand(Run, operator.Streams{Out: &out, Err: &out}, []string{"--help"})
+	if err := cmd.ExecuteContext(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"--config", "--data-dir", "--info-file", "--hosts-file", "--openapi-addr", "--openapi-tls-addr", "--metadata-addr",

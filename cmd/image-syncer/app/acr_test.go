@@ -15,6 +15,7 @@ import (
 	"github.com/ferrypull/ferry/internal/cloudcred"
 	"github.com/ferrypull/ferry/internal/emulator"
 	"github.com/ferrypull/ferry/internal/imagesync/report"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 )
 
@@ -58,13 +59,12 @@ func TestHarborToACREmulatorWithRAMCredentials(t *testing.T) {
 		var r runResult
 		var out, errb strings.Builder
 		cmd := NewCommand(Options{
-			Stdout: &out, Stderr: &errb, Transport: ct,
+			Transport: ct,
 			ACR: ACRConfig{
 				Client:   acr.ClientOptions{DialAddr: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
 				Resolver: cloudcred.Options{Region: inst.RegionID, STSEndpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
 			},
-		})
-		cmd.SetArgs([]string{"--auth", auth, "--images", images, "--report", reportFile, "--retries", "0"})
+		}.Run, operator.Streams{Out: &out, Err: &errb}, []string{"--auth", auth, "--images", images, "--report", reportFile, "--retries", "0"})
 		r.err = cmd.ExecuteContext(t.Context())
 		r.stdout, r.stderr = out.String(), errb.String()
 		return r

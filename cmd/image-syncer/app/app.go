@@ -22,6 +22,7 @@ import (
 	"github.com/ferrypull/ferry/internal/imagesync/progress"
 	"github.com/ferrypull/ferry/internal/imagesync/report"
 	"github.com/ferrypull/ferry/internal/imagesync/state"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/registry"
 )
 
@@ -31,15 +32,15 @@ var Version = "dev"
 // ErrFailedTasks is upstream's final error text (printed to stdout, exit 255).
 var ErrFailedTasks = errors.New("failed tasks exist")
 
-// Options inject dependencies into the command.
+// Options are the dependencies of a run; the zero value is the binary's. [Options.Run] is
+// the command's RunFunc.
 type Options struct {
-	Stdout, Stderr io.Writer
 	// ACRToken mints ACR registry tokens for auth entries with RAM credentials; nil uses
 	// NewACRToken(ACR).
 	ACRToken creds.ACRTokenFunc
 	// ACR is the base configuration of the default ACRToken (zero: the real Alibaba Cloud).
 	ACR ACRConfig
-	// MetricsListener, if set, serves /metrics (tests; --metrics-addr otherwise).
+	// MetricsListener, if set, serves /metrics (tests; --metrics-bind-address otherwise).
 	MetricsListener net.Listener
 	// OnRun is called after every sync run with its result (tests).
 	OnRun func(error)
@@ -48,7 +49,8 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
-type flags struct {
+// Flags are the parsed command line.
+type Flags struct {
 	config, auth, images, log       string
 	proc, retries                   int
 	oses, arches                    []string
@@ -66,40 +68,48 @@ type flags struct {
 	logAppend    bool
 	version      bool
 	interval     time.Duration
-	metricsAddr  string
 	referrers    bool
 	stateDir     string
 	stateTTL     time.Duration
+
+	// The operator surface every ferry binary shares: --log-format (text: upstream's lines,
+	// json: slog records through the redacting handler), -v, --metrics-bind-address
+	// (--metrics-addr, upstream of ferry's, stays as a deprecated alias).
+	operator.Logging
+	operator.Listeners
+
+	usage func() string
 }
 
-// NewCommand builds the root command.
-func NewCommand(o Options) *cobra.Command {
-	if o.Stdout == nil {
-		o.Stdout = os.Stdout
+// RunFunc runs image-syncer with the parsed flags; results go to s.Out, logs to s.Err (or
+// --log).
+type RunFunc func(ctx context.Context, f *Flags, s operator.Streams) error
+
+// Run is the binary's RunFunc.
+var Run RunFunc = Options{}.Run
+
+// Run runs image-syncer with these dependencies.
+func (o Options) Run(ctx context.Context, f *Flags, s operator.Streams) error {
+	if f.version {
+		fmt.Fprintln(s.Out, "image-syncer (ferry)", Version)
+		return nil
 	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
+	if err := f.Logging.Validate(); err != nil {
+		return &configError{err}
 	}
-	f := &flags{}
-	cmd := &cobra.Command{
-		Use:   "image-syncer",
-		Short: "A docker registry image synchronization tool",
-		Long: `A fast, byte-exact image synchronization tool, compatible with image-syncer 1.5.5.
+	return run(ctx, f, o, s)
+}
+
+// NewCommand builds the root command (the shape every ferry binary has).
+func NewCommand(run RunFunc, s operator.Streams, args []string) *cobra.Command {
+	f := &Flags{Logging: operator.Logging{Format: operator.FormatText}}
+	cmd := operator.Command("image-syncer", "A docker registry image synchronization tool",
+		`A fast, byte-exact image synchronization tool, compatible with image-syncer 1.5.5.
 Copies images between registries without changing any digest, skips unchanged images with one
 HEAD request per tag, and uploads every blob once per destination registry.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.version {
-				fmt.Fprintln(o.Stdout, "image-syncer (ferry)", Version)
-				return nil
-			}
-			return run(cmd.Context(), cmd, f, o)
-		},
-	}
-	cmd.SetOut(o.Stderr)
-	cmd.SetErr(o.Stderr)
+		s, args, func(cmd *cobra.Command) error { return run(cmd.Context(), f, s) })
+	f.usage = cmd.UsageString
+	cmd.SetOut(s.Err) // upstream prints help and usage on stderr
 	pf := cmd.PersistentFlags()
 	// upstream 1.5.5
 	pf.StringVar(&f.config, "config", "", "config file path. This flag is deprecated and will be removed in the future. Please use --auth and --images instead.")
@@ -128,7 +138,10 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.BoolVar(&f.version, "version", false, "print the version and exit")
 	pf.BoolVar(&f.referrers, "referrers", false, "also copy OCI referrers (API or sha256-<hex> fallback tag) and cosign .sig/.att/.sbom tags of every image")
 	pf.DurationVar(&f.interval, "interval", 0, "run again every interval until SIGTERM (0: run once); the files are re-read every run")
-	pf.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464) at /metrics")
+	f.Listeners.AddFlags(pf, operator.WithMetricsAlias("metrics-addr"),
+		operator.WithMetricsHelp(`serve Prometheus metrics on this address (e.g. 127.0.0.1:9464) at /metrics; "" or "0": none`))
+	f.Logging.AddFlags(pf)
+	pf.Lookup("log-format").Usage = "log format: text (image-syncer 1.5.5's lines, the default) or json (one JSON object a line); secrets are redacted either way"
 	pf.StringVar(&f.stateDir, "state-dir", defaultStateDir(), `directory of state files (one per destination registry) remembering what each destination holds, so an unchanged tag costs one source HEAD ("" disables)`)
 	pf.DurationVar(&f.stateTTL, "state-ttl", time.Hour, "trust a remembered destination tag for between half of this and this long, then check it again (0: always check)")
 	return cmd
@@ -150,7 +163,7 @@ func (e *configError) Error() string {
 }
 func (e *configError) Unwrap() error { return e.err }
 
-func loadConfig(f *flags, log *logcompat.Logger) (config.AuthFile, []config.Entry, error) {
+func loadConfig(f *Flags, log *logcompat.Logger) (config.AuthFile, []config.Entry, error) {
 	if f.config != "" {
 		log.Warnf("--config is deprecated, use --auth and --images")
 		data, format, err := readConfigFile(f.config, "config")
@@ -203,8 +216,8 @@ func readConfigFile(path, what string) ([]byte, config.Format, error) {
 	return data, format, nil
 }
 
-func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
-	logW, tty := o.Stderr, isTerminal(o.Stderr)
+func run(ctx context.Context, f *Flags, o Options, s operator.Streams) error {
+	logW, tty := s.Err, isTerminal(s.Err)
 	if f.log != "" {
 		mode := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 		if f.logAppend {
@@ -235,6 +248,9 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 	}
 	defer prog.Stop()
 	log := logcompat.New(prog.Writer(), tty)
+	if f.Format == operator.FormatJSON {
+		log.UseSlog(f.Logger(prog.Writer()))
+	}
 
 	if f.proc < 1 {
 		return &configError{fmt.Errorf("--proc %d: must be at least 1", f.proc)}
@@ -250,7 +266,7 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 	}
 	filter, err := engine.ParsePlatformFilter(f.oses, f.arches, f.platformMode == "sparse")
 	if err != nil {
-		fmt.Fprint(o.Stderr, cmd.UsageString())
+		fmt.Fprint(s.Err, f.usage())
 		return &configError{err}
 	}
 	if f.interval < 0 {
@@ -260,13 +276,13 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 		return &configError{fmt.Errorf("--state-ttl %s: must not be negative", f.stateTTL)}
 	}
 	var m *metrics
-	if f.metricsAddr != "" || o.MetricsListener != nil {
-		if m, err = serveMetrics(ctx, f.metricsAddr, o.MetricsListener, log); err != nil {
+	if operator.Enabled(f.MetricsAddr) || o.MetricsListener != nil {
+		if m, err = serveMetrics(ctx, f.MetricsAddr, o.MetricsListener, log); err != nil {
 			return &configError{err}
 		}
 	}
 	if f.interval == 0 {
-		err := syncOnce(ctx, cmd, f, o, log, prog, filter, m)
+		err := syncOnce(ctx, f, o, s, log, prog, filter, m)
 		if o.OnRun != nil {
 			o.OnRun(err)
 		}
@@ -275,7 +291,7 @@ func run(ctx context.Context, cmd *cobra.Command, f *flags, o Options) error {
 	// Interval mode: sync, then wait for the next tick or a signal; failures are logged and
 	// counted, never fatal (config errors included: the files may be fixed before the next run).
 	for {
-		err := syncOnce(ctx, cmd, f, o, log, prog, filter, m)
+		err := syncOnce(ctx, f, o, s, log, prog, filter, m)
 		if err != nil && ctx.Err() == nil {
 			log.Errorf("sync run failed: %v", err)
 		}
@@ -304,12 +320,12 @@ func defaultStateDir() string {
 }
 
 // syncOnce loads the files and runs one synchronization.
-func syncOnce(ctx context.Context, cmd *cobra.Command, f *flags, o Options, log *logcompat.Logger, prog progress.Reporter, filter engine.PlatformFilter, m *metrics) (retErr error) {
+func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log *logcompat.Logger, prog progress.Reporter, filter engine.PlatformFilter, m *metrics) (retErr error) {
 	start := time.Now()
 	defer func() { m.observeRun(start, retErr) }()
 	af, entries, err := loadConfig(f, log)
 	if err != nil {
-		fmt.Fprint(o.Stderr, cmd.UsageString())
+		fmt.Fprint(s.Err, f.usage())
 		return &configError{err}
 	}
 

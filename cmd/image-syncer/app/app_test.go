@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrypull/ferry/internal/imagesync/report"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/registryenv"
 	"github.com/ferrypull/ferry/internal/testutil/testimage"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
@@ -93,8 +94,7 @@ type runResult struct {
 func runCmd(t *testing.T, args ...string) runResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := NewCommand(Options{Stdout: &out, Stderr: &errb})
-	cmd.SetArgs(args)
+	cmd := NewCommand(Run, operator.Streams{Out: &out, Err: &errb}, args)
 	err := cmd.ExecuteContext(t.Context())
 	return runResult{err: err, stdout: out.String(), stderr: errb.String()}
 }

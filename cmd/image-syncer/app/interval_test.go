@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
 
@@ -26,8 +27,8 @@ func TestIntervalModeAndMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	runs := make(chan error, 1000)
-	cmd := NewCommand(Options{Stdout: io.Discard, Stderr: &logbuf.Buffer{}, MetricsListener: ln, OnRun: func(err error) { runs <- err }})
-	cmd.SetArgs([]string{"--auth", auth, "--images", images, "--interval", "1ms", "--progress", "none"})
+	cmd := NewCommand(Options{MetricsListener: ln, OnRun: func(err error) { runs <- err }}.Run, operator.Streams{Out: io.Discard, Err: &logbuf.Buffer{}},
+		[]string{"--auth", auth, "--images", images, "--interval", "1ms", "--progress", "none"})
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 	for i := range 2 {

@@ -80,7 +80,7 @@ func serveMetrics(ctx context.Context, addr string, ln net.Listener, log *logcom
 	}
 	if ln == nil {
 		if ln, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("--metrics-addr %q: %w", addr, err)
+			return nil, fmt.Errorf("--metrics-bind-address %q: %w", addr, err)
 		}
 	}
 	mux := http.NewServeMux()

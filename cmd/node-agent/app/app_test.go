@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/annotations"
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )
@@ -38,7 +39,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("NODE_NAME", "")
 			var got *Options
-			cmd := NewCommand(func(_ context.Context, o *Options) error { got = o; return nil }, tt.args)
+			cmd := NewCommand(func(_ context.Context, o *Options, _ operator.Streams) error { got = o; return nil }, operator.Streams{Out: io.Discard, Err: io.Discard}, tt.args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
 			err := cmd.ExecuteContext(t.Context())
@@ -111,7 +112,7 @@ func TestRunWritesHostsAndServesMetrics(t *testing.T) {
 	logs := &logbuf.Buffer{}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- RunWithLogs(runCtx, o, logs) }()
+	go func() { done <- Run(runCtx, o, operator.Streams{Out: io.Discard, Err: logs}) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -14,10 +14,11 @@ import (
 
 	"github.com/ferrypull/ferry/internal/nodeagent/agent"
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
-// RunFunc runs the agent with validated options until ctx ends.
-type RunFunc func(ctx context.Context, o *Options) error
+// RunFunc runs the agent with validated options until ctx ends; logs go to s.Err.
+type RunFunc func(ctx context.Context, o *Options, s operator.Streams) error
 
 // Options are node-agent's command-line settings.
 type Options struct {
@@ -26,9 +27,10 @@ type Options struct {
 	AllowedRegistries []string
 	Scope             string
 	Kubeconfig        string
-	MetricsAddr       string
-	HealthAddr        string
-	LogLevel          int
+
+	// The operator surface every ferry binary shares.
+	operator.Logging
+	operator.Listeners
 
 	allow *hostsconfig.Allowlist
 }
@@ -36,11 +38,11 @@ type Options struct {
 // DefaultOptions returns the defaults; NodeName defaults to $NODE_NAME.
 func DefaultOptions() *Options {
 	return &Options{
-		NodeName:    os.Getenv("NODE_NAME"),
-		ConfigPath:  "/etc/containerd/certs.d",
-		Scope:       string(agent.ScopeCluster),
-		MetricsAddr: ":8080",
-		HealthAddr:  ":8081",
+		NodeName:   os.Getenv("NODE_NAME"),
+		ConfigPath: "/etc/containerd/certs.d",
+		Scope:      string(agent.ScopeCluster),
+		Logging:    operator.Logging{Format: operator.FormatJSON},
+		Listeners:  operator.Listeners{MetricsAddr: ":8080", HealthAddr: ":8081"},
 	}
 }
 
@@ -52,14 +54,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"registries Pod annotations may downgrade: host, host:port, *.domain[:port], CIDR; comma-separated or repeated; empty denies all")
 	fs.StringVar(&o.Scope, "pod-scope", o.Scope, `which Pods to serve: "cluster" (Pods labelled by ferry's Pod webhook, configured before scheduling) or "node" (Pods bound to this node; no webhook needed, no ordering)`)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: in-cluster config)")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, `Prometheus metrics address ("0" disables)`)
-	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, `/healthz and /readyz address ("0" disables)`)
-	fs.IntVarP(&o.LogLevel, "v", "v", o.LogLevel, "log verbosity")
+	o.Listeners.AddFlags(fs, operator.WithHealthProbe(":8081"))
+	o.Logging.AddFlags(fs)
 }
 
 // Validate checks the options and parses the allow-list.
 func (o *Options) Validate() error {
 	var errs []error
+	if err := o.Logging.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.NodeName == "" {
 		errs = append(errs, errors.New("--node-name is required (or set NODE_NAME)"))
 	}
@@ -82,13 +86,12 @@ func (o *Options) Validate() error {
 // Allowlist returns the parsed allow-list (after Validate).
 func (o *Options) Allowlist() *hostsconfig.Allowlist { return o.allow }
 
-// NewCommand returns the cobra command; run is called with the validated options.
-func NewCommand(run RunFunc, args []string) *cobra.Command {
+// NewCommand returns the cobra command (the shape every ferry binary has); run is called with
+// the validated options.
+func NewCommand(run RunFunc, s operator.Streams, args []string) *cobra.Command {
 	o := DefaultOptions()
-	cmd := &cobra.Command{
-		Use:   "node-agent",
-		Short: "Configure containerd registry hosts for ECI registry annotations",
-		Long: `node-agent watches Pods annotated with k8s.aliyun.com/plain-http-registry or
+	cmd := operator.Command("node-agent", "Configure containerd registry hosts for ECI registry annotations",
+		`node-agent watches Pods annotated with k8s.aliyun.com/plain-http-registry or
 k8s.aliyun.com/insecure-registry and writes containerd registry host configuration
 (<config-path>/<host[:port]>/hosts.toml) for the hosts that --allowed-registries permits.
 It merges into existing files and removes only what it wrote. Hosts outside the allow-list
@@ -97,17 +100,12 @@ get a Warning Event on the Pod. The result is published on the Node object
 
 The setting is node-wide: once written, every Pod on the node reaches that registry
 over plain HTTP or without TLS verification. See docs/annotations.md.`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		s, args, func(cmd *cobra.Command) error {
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return run(cmd.Context(), o)
-		},
-	}
+			return run(cmd.Context(), o, s)
+		})
 	o.AddFlags(cmd.Flags())
-	cmd.SetArgs(args)
 	return cmd
 }

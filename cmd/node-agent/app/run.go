@@ -3,11 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -18,20 +15,17 @@ import (
 
 	"github.com/ferrypull/ferry/internal/nodeagent/agent"
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
+	"github.com/ferrypull/ferry/internal/operator"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Run starts the agent and blocks until ctx ends. Logs go to stderr.
-func Run(ctx context.Context, o *Options) error {
-	return RunWithLogs(ctx, o, os.Stderr)
-}
-
-// RunWithLogs is Run with the log destination chosen by the caller.
-func RunWithLogs(ctx context.Context, o *Options, logs io.Writer) error {
-	logger := funcr.NewJSON(func(obj string) { fmt.Fprintln(logs, obj) }, funcr.Options{Verbosity: o.LogLevel})
+// Run starts the agent and blocks until ctx ends. Logs go to s.Err (slog through the
+// redacting handler, as in every ferry binary).
+func Run(ctx context.Context, o *Options, s operator.Streams) error {
+	logger := logr.FromSlogHandler(o.Logging.Handler(s.Err))
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 	ctx = logr.NewContext(ctx, logger)

@@ -3,8 +3,10 @@
 package logcompat
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,15 @@ type Logger struct {
 	now       func() time.Time
 	processed int
 	total     int
+	slog      *slog.Logger
+}
+
+// UseSlog sends every line to sl (e.g. a JSON handler for --log-format json) instead of
+// writing upstream's text layout; messages and counters stay the same.
+func (l *Logger) UseSlog(sl *slog.Logger) {
+	l.mu.Lock()
+	l.slog = sl
+	l.mu.Unlock()
 }
 
 // New returns a Logger. tty selects logrus' terminal layout ("INFO[time] msg" with colour) instead
@@ -65,6 +76,11 @@ func (l *Logger) Log(level Level, msg string) {
 
 func (l *Logger) logLocked(level Level, msg string) {
 	msg = redact.Text(msg)
+	if l.slog != nil {
+		lv := map[Level]slog.Level{Info: slog.LevelInfo, Warn: slog.LevelWarn, Error: slog.LevelError}[level]
+		l.slog.Log(context.Background(), lv, msg)
+		return
+	}
 	ts := l.now().Format("2006-01-02 15:04:05")
 	if l.tty {
 		color := map[Level]int{Info: 36, Warn: 33, Error: 31}[level]
