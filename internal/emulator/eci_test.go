@@ -3,6 +3,8 @@ package emulator_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
+	"github.com/ferrypull/ferry/internal/testutil/registryenv"
 	"github.com/ferrypull/ferry/internal/testutil/testimage"
 )
 
@@ -372,5 +375,68 @@ func TestECIImageCache(t *testing.T) {
 	}
 	if g := r.wait(t, c, id); g.Status != "Succeeded" || tokenRequests() == before {
 		t.Fatalf("status %s, token requests %d → %d", g.Status, before, tokenRequests())
+	}
+}
+
+// TestECISelfManagedRegistries: ImageRegistryCredential pulls from an htpasswd docker-registry;
+// PlainHttpRegistry and InsecureRegistry pull from plain-HTTP and self-signed docker-registries,
+// and each pull fails without its parameter.
+func TestECISelfManagedRegistries(t *testing.T) {
+	r := startECIRig(t)
+	c := r.client(t, r.adminA)
+	const user, pass = "robot$eci", "s3cr$t-eci"
+	// Registry names, not 127.0.0.1: containerd falls back to plain HTTP for loopback addresses
+	// by itself, so only a name shows what PlainHttpRegistry and InsecureRegistry change.
+	const plainName, tlsName = "plain-registry.ferry.test", "tls-registry.ferry.test"
+	etchosts.Ensure(t, plainName, tlsName)
+	plainReg := registryenv.StartDocker(t, registryenv.Options{Users: map[string]string{user: pass}})
+	plainReg.Push(t, "team/hello:v1", testimage.Hello(t, "plain"), user, pass)
+	tlsReg := registryenv.StartDocker(t, registryenv.Options{TLS: true, Hosts: []string{tlsName}})
+	tlsReg.Push(t, "team/hello:v1", testimage.Hello(t, "tls"), "", "")
+	plain := struct{ Addr string }{plainName + ":" + strings.Split(plainReg.Addr, ":")[1]}
+	selfSigned := struct{ Addr string }{tlsName + ":" + strings.Split(tlsReg.Addr, ":")[1]}
+	cred := map[string]string{"ImageRegistryCredential.1.Server": plain.Addr, "ImageRegistryCredential.1.UserName": user,
+		"ImageRegistryCredential.1.Password": pass}
+	with := func(m map[string]string, k, v string) map[string]string {
+		out := map[string]string{k: v}
+		for a, b := range m {
+			out[a] = b
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, image string
+		extra       map[string]string
+		wantStatus  string
+		wantEvent   string
+	}{
+		{"credential and plain HTTP", plain.Addr + "/team/hello:v1", with(cred, "PlainHttpRegistry", plain.Addr), "Succeeded", "Successfully pulled"},
+		{"plain HTTP without credential", plain.Addr + "/team/hello:v1", map[string]string{"PlainHttpRegistry": plain.Addr}, "Failed", "401"},
+		{"credential without PlainHttpRegistry", plain.Addr + "/team/hello:v1", cred, "Failed", "HTTP response to HTTPS client"},
+		{"insecure registry", selfSigned.Addr + "/team/hello:v1", map[string]string{"InsecureRegistry": "example.invalid, " + selfSigned.Addr}, "Succeeded", "Successfully pulled"},
+		{"self-signed without InsecureRegistry", selfSigned.Addr + "/team/hello:v1", nil, "Failed", "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := r.create(t, c, "self-"+strings.ToLower(strings.ReplaceAll(tc.name, " ", "-")), []groupContainer{{"c1", tc.image}}, tc.extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := r.wait(t, c, id)
+			if g.Status != tc.wantStatus || !strings.Contains(events(g), tc.wantEvent) {
+				t.Fatalf("status %s, events:%s", g.Status, events(g))
+			}
+			if strings.Contains(events(g), pass) {
+				t.Fatal("an event shows the password")
+			}
+		})
+	}
+	// The temporary hosts.toml of a plain-HTTP or insecure pull is gone afterwards.
+	for _, h := range []string{plain.Addr, selfSigned.Addr} {
+		if _, err := os.Stat(filepath.Join(r.ctrd.HostsDir, h, "hosts.toml")); !os.IsNotExist(err) {
+			t.Errorf("hosts.toml for %s left behind: %v", h, err)
+		}
+	}
+	if strings.Contains(r.env.Logs.String(), pass) {
+		t.Error("the emulator log shows the registry password")
 	}
 }
