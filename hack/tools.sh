@@ -72,4 +72,5 @@ FERRY_KUBELET=$KUBELET
 FERRY_KUBE_CONTROLLER_MANAGER=$OUT/kube-controller-manager
 FERRY_PAUSE=$PAUSE
 ENV
+"$HERE/npm-tools.sh" >> "$ROOT/bin/tools.env"
 log "ready in $(( $(date +%s) - t0 ))s: $(cat "$ROOT/bin/tools.env" | tr '\n' ' ')"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/poll"
 	"github.com/ferrypull/ferry/internal/testutil/registryenv"
 	"github.com/ferrypull/ferry/internal/testutil/testimage"
+	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
 // eciRig is an emulator whose ECI service runs on a real containerd, with a runnable private
@@ -438,5 +440,35 @@ func TestECISelfManagedRegistries(t *testing.T) {
 	}
 	if strings.Contains(r.env.Logs.String(), pass) {
 		t.Error("the emulator log shows the registry password")
+	}
+}
+
+// TestECIPopCore drives the seed's Python example, translated to Alibaba's Node POP client
+// @alicloud/pop-core (installed by `make tools`, hack/npm-tools.sh), against the emulator:
+// a second official client, from another ecosystem, so the wire format is not only what the
+// Go SDK tolerates. Under FERRY_REQUIRE_RIG=1 a missing node or pop-core fails the test.
+func TestECIPopCore(t *testing.T) {
+	nodePath := tools.Env("FERRY_NODE_PATH")
+	if _, err := os.Stat(filepath.Join(nodePath, "@alicloud", "pop-core", "package.json")); nodePath == "" || err != nil {
+		tools.Require(t, "@alicloud/pop-core is not installed (FERRY_NODE_PATH=%q; run `make tools`): %v", nodePath, err)
+	}
+	node := tools.LookPath(t, "node")
+	r := startECIRig(t)
+	cmd := exec.CommandContext(t.Context(), node, filepath.Join("testdata", "eci_seed_example.js"))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath, "ECI_ENDPOINT=http://"+r.env.Info.OpenAPIEndpoint,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID="+r.adminA.AccessKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET="+r.adminA.AccessKeySecret,
+		"REGION_ID="+r.hz.RegionID, "INSTANCE_ID="+r.hz.InstanceID, "DOMAIN_PUBLIC="+r.hz.Domains[0], "DOMAIN_VPC="+r.hz.Domains[1],
+		"IMAGE_PATH=apps/hello-eci:v1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	for _, want := range []string{": Succeeded\n", "log of nginx (Terminated, exit 0):\n  | hello from /hello\n", "log of nginx2 (Terminated, exit 0):", "deleted eci-"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), r.adminA.AccessKeySecret) {
+		t.Error("the output shows the AccessKey secret")
 	}
 }
