@@ -197,6 +197,7 @@ func TestDemo(t *testing.T) {
 			t.Fatal("digest changed in transit")
 		}
 	}
+	demoECI(t, 7, bin, dir)
 	fmt.Printf("\nDone in %s. Everything started here is stopped and removed now.\n", time.Since(start).Round(time.Second))
 }
 
