@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-BINARIES := acr-emulator acr-credential-helper node-agent image-syncer
+BINARIES := acr-emulator acr-credential-helper node-agent image-syncer acr-credential-provider
 PKGS := ./...
 # Tools (envtest assets, kubelet, pause) are described by bin/tools.env, written by hack/tools.sh.
 TOOLS_ENV := set -a; [ -f $(BIN)/tools.env ] && source $(BIN)/tools.env; set +a;

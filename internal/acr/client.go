@@ -10,6 +10,7 @@ package acr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -300,6 +301,41 @@ func (c *Client) Domains(ctx context.Context, cred credentials.Credential, inst 
 		return nil, fmt.Errorf("acr: endpoints of %s: no enabled Registry endpoint has a domain", inst.Key())
 	}
 	return out, nil
+}
+
+// ErrInstanceNotFound means ListInstance shows no Enterprise Edition instance of that name
+// to the caller.
+var ErrInstanceNotFound = errors.New("acr: no such instance")
+
+// InstanceIDByName finds the ID of the Enterprise Edition instance called name in region
+// with ListInstance (RAM action cr:ListInstance), as a registry domain
+// <name>-registry.<region>.cr.aliyuncs.com names the instance but not its ID.
+func (c *Client) InstanceIDByName(ctx context.Context, cred credentials.Credential, region, name string) (string, error) {
+	if region == "" || name == "" {
+		return "", fmt.Errorf("acr: instance lookup needs a region and a name (got %q, %q)", region, name)
+	}
+	client, err := cr.NewClient(c.config(ctx, cred, region))
+	if err != nil {
+		return "", fmt.Errorf("acr: client for %s: %w", region, err)
+	}
+	res, err := client.ListInstanceWithOptions(&cr.ListInstanceRequest{InstanceName: dara.String(name), PageSize: dara.Int32(100)}, &dara.RuntimeOptions{})
+	if err != nil {
+		return "", fmt.Errorf("acr: find instance %s in %s: %w", name, region, c.apiErr("ListInstance", err, cred))
+	}
+	b := res.Body
+	if b == nil || !dara.BoolValue(b.IsSuccess) {
+		ae := &APIError{Service: "cr", Action: "ListInstance", HTTPStatus: int(dara.Int32Value(res.StatusCode)), Message: "IsSuccess is false"}
+		if b != nil {
+			ae.Code, ae.RequestID = dara.StringValue(b.Code), dara.StringValue(b.RequestId)
+		}
+		return "", fmt.Errorf("acr: find instance %s in %s: %w", name, region, ae)
+	}
+	for _, in := range b.Instances {
+		if in != nil && dara.StringValue(in.InstanceName) == name && (in.RegionId == nil || dara.StringValue(in.RegionId) == region) {
+			return dara.StringValue(in.InstanceId), nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s in %s", ErrInstanceNotFound, name, region)
 }
 
 // PersonalDomains are the registry hosts of a region's Personal Edition.

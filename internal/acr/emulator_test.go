@@ -357,3 +357,26 @@ func TestEmulatorBadCredentialsNoSecretInError(t *testing.T) {
 	}
 	assertNoSecrets(t, e, err.Error()+err2.Error(), wrong.AccessKeySecret, puller.AccessKeySecret)
 }
+
+// TestEmulatorInstanceIDByName: ListInstance finds an instance by the name its registry
+// domain carries; the worker role's registry policy lacks cr:ListInstance and the error names it.
+func TestEmulatorInstanceIDByName(t *testing.T) {
+	e := startEmu(t, emulatorenv.Options{}, nil)
+	admin := akIdentity(t, e.resolver, e.env.User(t, world.DemoAccountA, "admin"), "")
+	for _, tt := range []struct{ region, want string }{
+		{"cn-hangzhou", world.DemoInstanceAHangzhou},
+		{"cn-beijing", world.DemoInstanceABeijing},
+	} {
+		id, err := e.client.InstanceIDByName(t.Context(), admin.Credential(), tt.region, "ferry-a")
+		if err != nil || id != tt.want {
+			t.Errorf("ferry-a in %s = %q, %v; want %s", tt.region, id, err, tt.want)
+		}
+	}
+	if _, err := e.client.InstanceIDByName(t.Context(), admin.Credential(), "cn-hangzhou", "ferry-b"); !errors.Is(err, ErrInstanceNotFound) {
+		t.Errorf("another account's instance: %v, want ErrInstanceNotFound", err)
+	}
+	puller := akIdentity(t, e.resolver, e.env.User(t, world.DemoAccountA, "acr-puller"), "")
+	if _, err := e.client.InstanceIDByName(t.Context(), puller.Credential(), "cn-hangzhou", "ferry-a"); MissingAction(err) != "cr:ListInstance" {
+		t.Errorf("without cr:ListInstance: %v", err)
+	}
+}

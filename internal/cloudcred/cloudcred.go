@@ -15,6 +15,9 @@
 //	id, _ := r.Resolve(ctx, cloudcred.RequestFor(cfg, inst, addonKey))
 //	crClient, _ := cr.NewClient(&openapi.Config{Credential: id.Credential(), …})
 //
+// A ServiceAccount token handed over in memory ([Request.ServiceAccountToken], as a kubelet
+// credential provider receives it) wins over every source below.
+//
 // Precedence (docs/configuration.md): customAccessKey, then RRSA (rrsa.enable and both
 // ARNs), then the add-on Secret, then tokenMode (managedRole or workerRole; auto picks
 // managedRole when a managed role ARN is configured). assumeRoleARN, when set, is assumed
@@ -50,10 +53,13 @@ type Kind string
 const (
 	KindCustomAccessKey Kind = "customAccessKey"
 	KindRRSA            Kind = "rrsa"
-	KindAddonSecret     Kind = "addonSecret"
-	KindManagedRole     Kind = "managedRole"
-	KindWorkerRole      Kind = "workerRole"
-	KindAssumeRole      Kind = "assumeRole"
+	// KindServiceAccountToken is RRSA with a ServiceAccount token held in memory (handed to
+	// a kubelet credential provider by the kubelet, KEP-4412) instead of a token file.
+	KindServiceAccountToken Kind = "serviceAccountToken"
+	KindAddonSecret         Kind = "addonSecret"
+	KindManagedRole         Kind = "managedRole"
+	KindWorkerRole          Kind = "workerRole"
+	KindAssumeRole          Kind = "assumeRole"
 )
 
 // DefaultTokenFile is where ACK projects the RRSA ServiceAccount token.
@@ -161,7 +167,12 @@ func (i *Identity) LogValue() slog.Value { return slog.StringValue(i.key) }
 
 // Request is what one acr-registry-info entry needs.
 type Request struct {
-	CustomAccessKey *AccessKey
+	// ServiceAccountToken, when set, is exchanged with AssumeRoleWithOIDC for RRSARoleARN
+	// through RRSAOIDCProviderARN (both required; RRSAEnabled is not needed) and wins over
+	// every other source. It is the token a kubelet hands to a credential provider
+	// (KEP-4412), held in memory instead of read from TokenFile.
+	ServiceAccountToken redact.Secret
+	CustomAccessKey     *AccessKey
 	// RRSA is used when Enabled and both ARNs are set.
 	RRSAEnabled         bool
 	RRSARoleARN         string
@@ -339,6 +350,9 @@ func (r *Resolver) Resolve(ctx context.Context, req Request) (*Identity, error) 
 }
 
 func (r *Resolver) base(req Request) (*Identity, error) {
+	if !req.ServiceAccountToken.IsZero() {
+		return r.serviceAccountToken(req)
+	}
 	switch {
 	case req.CustomAccessKey != nil && req.CustomAccessKey.ID != "" && !req.CustomAccessKey.Secret.IsZero():
 		return r.accessKey(KindCustomAccessKey, *req.CustomAccessKey)
@@ -373,6 +387,22 @@ func (r *Resolver) base(req Request) (*Identity, error) {
 		}), nil
 	}
 	return nil, fmt.Errorf("%w: unknown tokenMode %q", ErrNoSource, mode)
+}
+
+// serviceAccountToken is the identity of one in-memory ServiceAccount token. Its key carries
+// a hash of the token, so two ServiceAccounts (or two tokens) never share a session or the
+// registry tokens cached under the key, even for the same role.
+func (r *Resolver) serviceAccountToken(req Request) (*Identity, error) {
+	if req.RRSARoleARN == "" || req.RRSAOIDCProviderARN == "" {
+		return nil, fmt.Errorf("%w: a ServiceAccount token needs both a role ARN and an OIDC provider ARN", ErrNoSource)
+	}
+	jwt := strings.TrimSpace(req.ServiceAccountToken.Reveal())
+	h := hashSecret(jwt)
+	key := fmt.Sprintf("%s:%s:%s:%s", KindServiceAccountToken, req.RRSAOIDCProviderARN, req.RRSARoleARN, h)
+	return r.intern(key, h, func() *Identity {
+		p := r.oidcTokenProvider(req.RRSARoleARN, req.RRSAOIDCProviderARN, func() (string, error) { return jwt, nil })
+		return &Identity{kind: KindServiceAccountToken, chain: []string{key}, cred: credentials.FromCredentialsProvider("oidc_role_arn", p)}
+	}), nil
 }
 
 func (r *Resolver) accessKey(kind Kind, ak AccessKey) (*Identity, error) {

@@ -29,6 +29,9 @@ func TestPrecedenceAndKeys(t *testing.T) {
 		kind Kind
 		key  string
 	}{
+		{"a ServiceAccount token wins over everything", Request{ServiceAccountToken: "header.sa-token-secret-value.sig", RRSARoleARN: "acs:ram::1:role/r",
+			RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p", CustomAccessKey: custom, AddonAccessKey: addon},
+			KindServiceAccountToken, "serviceAccountToken:acs:ram::1:oidc-provider/p:acs:ram::1:role/r:" + hashSecret("header.sa-token-secret-value.sig")},
 		{"custom wins over everything", Request{CustomAccessKey: custom, RRSAEnabled: true, RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p", AddonAccessKey: addon},
 			KindCustomAccessKey, "customAccessKey:LTAIcustom"},
 		{"rrsa over add-on secret", Request{RRSAEnabled: true, RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p", AddonAccessKey: addon},
@@ -70,6 +73,15 @@ func TestPrecedenceAndKeys(t *testing.T) {
 	}
 	if _, err := r.Resolve(t.Context(), Request{AddonAccessKey: addon, AssumeRoleChain: []string{""}}); !errors.Is(err, ErrNoSource) {
 		t.Errorf("empty ARN in the chain: %v", err)
+	}
+	// two ServiceAccount tokens for the same role never share an identity (nor its cache key)
+	sa1, _ := r.Resolve(t.Context(), Request{ServiceAccountToken: "jwt-one", RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p"})
+	sa2, _ := r.Resolve(t.Context(), Request{ServiceAccountToken: "jwt-two", RRSARoleARN: "acs:ram::1:role/r", RRSAOIDCProviderARN: "acs:ram::1:oidc-provider/p"})
+	if sa1 == sa2 || sa1.Key() == sa2.Key() {
+		t.Errorf("two ServiceAccount tokens share identity %s", sa1.Key())
+	}
+	if _, err := r.Resolve(t.Context(), Request{ServiceAccountToken: "jwt", RRSARoleARN: "acs:ram::1:role/r"}); !errors.Is(err, ErrNoSource) {
+		t.Errorf("ServiceAccount token without a provider ARN: %v", err)
 	}
 	noManaged, _ := NewResolver(Options{})
 	if _, err := noManaged.Resolve(t.Context(), Request{TokenMode: acrconfig.TokenModeManagedRole}); !errors.Is(err, ErrNoSource) {

@@ -288,6 +288,45 @@ func TestEmulatorRRSATokenFileReRead(t *testing.T) {
 	}
 }
 
+// TestEmulatorServiceAccountTokenInMemory: a token held in memory (as the kubelet hands it to
+// a credential provider) is exchanged with AssumeRoleWithOIDC; no token file is read, a token
+// for another subject is refused by the role's trust policy, and the JWT is never echoed.
+func TestEmulatorServiceAccountTokenInMemory(t *testing.T) {
+	r := startRig(t)
+	res := r.resolver(t, func(o *cloudcred.Options) { o.TokenFile = filepath.Join(t.TempDir(), "absent") })
+	good := r.writeToken(t, world.DemoRRSASA, "sts.aliyuncs.com")
+	if err := os.Remove(r.tokens); err != nil {
+		t.Fatal(err)
+	}
+	id, err := res.Resolve(t.Context(), cloudcred.Request{ServiceAccountToken: redact.Secret(good), RRSARoleARN: rrsaRole,
+		RRSAOIDCProviderARN: rrsaProvAR, AssumeRoleARN: pullRoleB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Kind() != cloudcred.KindServiceAccountToken || strings.Contains(id.Key(), good) {
+		t.Fatalf("identity %s (%s)", id.Key(), id.Kind())
+	}
+	arn, err := r.callerARN(t, id)
+	if err != nil || !strings.Contains(arn, world.DemoAccountB) || !strings.Contains(arn, world.DemoPullRole) {
+		t.Fatalf("caller = %s, %v", arn, err)
+	}
+	if tok, err := r.token(t, id, world.DemoInstanceBHangzhou); err != nil || tok.Password.IsZero() {
+		t.Fatalf("token through the ServiceAccount token and the hop: %v", err)
+	}
+	bad := r.writeToken(t, "system:serviceaccount:default:intruder", "sts.aliyuncs.com")
+	intruder, err := res.Resolve(t.Context(), cloudcred.Request{ServiceAccountToken: redact.Secret(bad), RRSARoleARN: rrsaRole, RRSAOIDCProviderARN: rrsaProvAR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.callerARN(t, intruder)
+	if err == nil || strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "AssumeRoleWithOIDC") {
+		t.Fatalf("want an AssumeRoleWithOIDC refusal without the JWT, got %v", err)
+	}
+	if out := r.logs.String(); strings.Contains(out, good) || strings.Contains(out, bad) {
+		t.Fatal("a JWT reached the logs")
+	}
+}
+
 func TestEmulatorWorkerRoleIMDSv1Disabled(t *testing.T) {
 	r := startRig(t)
 	res := r.resolver(t, func(o *cloudcred.Options) {

@@ -69,6 +69,7 @@ func (e *APIError) IsPermission() bool {
 var ramActions = map[string]string{
 	"GetAuthorizationToken": "cr:GetAuthorizationToken",
 	"ListInstanceEndpoint":  "cr:ListInstanceEndpoint",
+	"ListInstance":          "cr:ListInstance",
 	"GetInstanceEndpoint":   "cr:GetInstanceEndpoint",
 	"AssumeRole":            "sts:AssumeRole",
 	"AssumeRoleWithOIDC":    "sts:AssumeRole",

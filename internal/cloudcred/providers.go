@@ -123,14 +123,26 @@ func (r *Resolver) assumeRoleProvider(base credentials.Credential, roleARN strin
 // oidcProvider exchanges the RRSA token file for a role session. The file is re-read on
 // every refresh, since the kubelet rotates it.
 func (r *Resolver) oidcProvider(roleARN, providerARN string) *refreshing {
-	return &refreshing{name: "oidc_role_arn", now: r.opts.Now, fetch: func(ctx context.Context) (*session, error) {
+	return r.oidcTokenProvider(roleARN, providerARN, func() (string, error) {
 		tok, err := os.ReadFile(r.opts.TokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("RRSA: read ServiceAccount token: %w", err)
+			return "", fmt.Errorf("read ServiceAccount token: %w", err)
 		}
 		jwt := strings.TrimSpace(string(tok))
 		if jwt == "" {
-			return nil, fmt.Errorf("RRSA: ServiceAccount token file %s is empty", r.opts.TokenFile)
+			return "", fmt.Errorf("ServiceAccount token file %s is empty", r.opts.TokenFile)
+		}
+		return jwt, nil
+	})
+}
+
+// oidcTokenProvider exchanges the JWT returned by token (called at every refresh) for a
+// role session with AssumeRoleWithOIDC. The JWT never appears in an error.
+func (r *Resolver) oidcTokenProvider(roleARN, providerARN string, token func() (string, error)) *refreshing {
+	return &refreshing{name: "oidc_role_arn", now: r.opts.Now, fetch: func(ctx context.Context) (*session, error) {
+		jwt, err := token()
+		if err != nil {
+			return nil, fmt.Errorf("RRSA: %w", err)
 		}
 		c, err := r.stsClient(nil)
 		if err != nil {

@@ -46,13 +46,16 @@ const (
 	FormatText = "text"
 )
 
-// Streams are where a command writes: Out for results (ready lines, reports), Err for logs.
+// Streams are where a command writes: Out for results (ready lines, reports), Err for logs;
+// In is its input, for the binaries that read one (acr-credential-provider reads the
+// kubelet's request); nil reads nothing.
 type Streams struct {
 	Out, Err io.Writer
+	In       io.Reader
 }
 
-// Stdio returns the process's standard output and error.
-func Stdio() Streams { return Streams{Out: os.Stdout, Err: os.Stderr} }
+// Stdio returns the process's standard input, output and error.
+func Stdio() Streams { return Streams{Out: os.Stdout, Err: os.Stderr, In: os.Stdin} }
 
 // Logging holds the logging flags.
 type Logging struct {
