@@ -22,17 +22,21 @@ type RetryPolicy struct {
 	MaxRetryAfter time.Duration
 }
 
-// DefaultRetryPolicy: 5 tries, 100 ms doubling to 5 s, Retry-After honoured up to 60 s.
-var DefaultRetryPolicy = RetryPolicy{Attempts: 5, Base: 100 * time.Millisecond, Max: 5 * time.Second, MaxRetryAfter: 60 * time.Second}
+// DefaultRetryPolicy: 5 tries, 100 ms doubling to 5 s, a server's Retry-After honoured up to
+// 10 s. This is the only retry layer of a request (image-syncer turns go-containerregistry's off),
+// so a request is sent at most 5 times per round, waiting at most 4 × 10 s between tries.
+var DefaultRetryPolicy = RetryPolicy{Attempts: 5, Base: 100 * time.Millisecond, Max: 5 * time.Second, MaxRetryAfter: 10 * time.Second}
 
 type retryTransport struct {
 	inner  http.RoundTripper
 	policy RetryPolicy
 }
 
-// NewRetry wraps inner with per-request retries on 429 (honouring Retry-After), 500, 502, 503, 504,
-// connection resets and unexpected EOFs. Requests whose body cannot be replayed (no GetBody) are
-// sent once; their callers retry at a higher level.
+// NewRetry wraps inner with per-request retries on 429 (honouring Retry-After up to
+// MaxRetryAfter), 500, 502, 503, 504, connection resets and unexpected EOFs. A request that
+// stalled (a [LimitError] timeout from [NewGuard]) is retried once, not Attempts times: a server
+// that went silent would otherwise hold it for Attempts × the timeout. Requests whose body cannot
+// be replayed (no GetBody) are sent once; their callers retry at a higher level.
 func NewRetry(inner http.RoundTripper, p RetryPolicy) http.RoundTripper {
 	if p.Attempts < 1 {
 		p.Attempts = 1
@@ -91,7 +95,8 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		last := attempt >= rt.policy.Attempts
 		switch {
 		case err != nil:
-			if last || !RetryableError(err) {
+			var le *LimitError
+			if last || !RetryableError(err) || errors.As(err, &le) && attempt >= 2 {
 				return nil, err
 			}
 		case retryableStatus(resp.StatusCode):

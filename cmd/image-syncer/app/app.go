@@ -47,6 +47,10 @@ type Options struct {
 	// Transport, if set, replaces the per-host TLS transport (tests: a transport that resolves
 	// emulator domains); retries and limits still wrap it.
 	Transport http.RoundTripper
+	// Retry, if set, replaces registry.DefaultRetryPolicy (tests: millisecond backoffs).
+	Retry *registry.RetryPolicy
+	// Limits bound redirects, manifest and list sizes and stalls (zero: registry.DefaultLimits).
+	Limits registry.Limits
 }
 
 // Flags are the parsed command line.
@@ -329,10 +333,15 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 		return &configError{err}
 	}
 
+	// a registry's error message may echo a credential: the log (also after this run, in
+	// --interval mode) and the report replace them
+	secrets := log.Literals()
+	secrets.Add(creds.Secrets(af)...)
 	defaults := config.Defaults{Registry: f.legacyRegistry, Namespace: f.legacyNamespace}
 	var rules []config.Rule
 	var ruleEntries []config.Entry
 	rep := report.NewBuilder(start, f.dryRun)
+	rep.Secrets = secrets
 	failed := 0
 	log.AddTotal(len(entries))
 	for _, e := range entries {
@@ -355,6 +364,7 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 		acrToken = NewACRToken(o.ACR)
 	}
 	resolver := creds.New(af, acrToken, nil, func(s string) { log.Infof("%s", s) })
+	resolver.RedactMinted(secrets)
 	hosts := creds.Hosts(af)
 	ht := o.Transport
 	if ht == nil {
@@ -362,7 +372,11 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 			return &configError{err}
 		}
 	}
-	tr := registry.NewRetry(registry.NewLimit(ht, f.perHost), registry.DefaultRetryPolicy)
+	policy := registry.DefaultRetryPolicy
+	if o.Retry != nil {
+		policy = *o.Retry
+	}
+	tr := registry.NewRetry(registry.NewLimit(registry.NewGuard(ht, o.Limits), f.perHost), policy)
 	dsts := make([]string, len(rules))
 	for i, r := range rules {
 		dsts[i] = r.Dst.Name()

@@ -5,6 +5,7 @@ package creds
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/ferrypull/ferry/internal/imagesync/config"
+	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/registry"
 )
 
@@ -44,9 +46,30 @@ type Resolver struct {
 	fallback authn.Keychain
 	warn     func(string)
 
-	mu     sync.Mutex
-	warned map[string]bool
-	minted map[string]mintedCred
+	mu      sync.Mutex
+	warned  map[string]bool
+	minted  map[string]mintedCred
+	secrets *redact.Literals
+}
+
+// Secrets lists the literal secrets of an auth file — passwords, tokens, AccessKey secrets, and
+// the base64 "user:password" of a Basic Authorization header — for redaction.
+func Secrets(af config.AuthFile) []string {
+	var out []string
+	for _, a := range af {
+		out = append(out, a.Password, a.Token, a.IdentityToken, a.AccessKeySecret)
+		if a.Username != "" && a.Password != "" {
+			out = append(out, base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password)))
+		}
+	}
+	return out
+}
+
+// RedactMinted registers every credential the resolver mints (ACR tokens) in l.
+func (r *Resolver) RedactMinted(l *redact.Literals) {
+	r.mu.Lock()
+	r.secrets = l
+	r.mu.Unlock()
 }
 
 type mintedCred struct {
@@ -124,6 +147,10 @@ func (r *Resolver) mintACR(ctx context.Context, key, host string, a config.Auth)
 	}
 	r.mu.Lock()
 	r.minted[key] = mintedCred{cred: c, expiry: exp}
+	r.secrets.Add(c.Password, c.Token, c.IdentityToken)
+	if c.Username != "" && c.Password != "" {
+		r.secrets.Add(base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password)))
+	}
 	r.mu.Unlock()
 	return c, nil
 }

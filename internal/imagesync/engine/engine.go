@@ -92,7 +92,9 @@ func (nopObserver) Manifest(ManifestEvent) {}
 
 // Options configure an Engine.
 type Options struct {
-	// Transport is the base transport (default: registry.NewHostTransport(Hosts) with retries).
+	// Transport is the base transport (default: registry.NewHostTransport(Hosts) behind
+	// registry.NewGuard and registry.NewRetry). It is the only retry layer:
+	// go-containerregistry's own retries are turned off so attempts do not multiply.
 	Transport http.RoundTripper
 	Keychain  authn.Keychain
 	Hosts     registry.Hosts
@@ -116,6 +118,7 @@ type Options struct {
 // connections and the blob tracker across all tasks.
 type Engine struct {
 	o      Options
+	ropts  []remote.Option
 	puller *remote.Puller
 	pusher *remote.Pusher
 	blobs  blobTracker
@@ -191,7 +194,7 @@ func New(o Options) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.Transport = registry.NewRetry(ht, registry.DefaultRetryPolicy)
+		o.Transport = registry.NewRetry(registry.NewGuard(ht, registry.Limits{}), registry.DefaultRetryPolicy)
 	}
 	o.Transport = registry.NewConditional(registry.NewPingCache(o.Transport))
 	ropts := []remote.Option{
@@ -199,7 +202,10 @@ func New(o Options) (*Engine, error) {
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithJobs(64),
 		remote.WithUserAgent("ferry-image-syncer"),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 5}),
+		// one retry layer only (Options.Transport): ggcr's per-request and per-upload retries would
+		// multiply its attempts (5 × 5 per request before, times the --retries rounds)
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
 	}
 	p, err := remote.NewPuller(ropts...)
 	if err != nil {
@@ -209,7 +215,7 @@ func New(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{o: o, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}},
+	return &Engine{o: o, ropts: ropts, puller: p, pusher: pu, blobs: blobTracker{m: map[string]*blobState{}}, push: pushClients{m: map[string]*pushClient{}},
 		planned: map[string]bool{}, srcHeads: map[string]*headEntry{}, variant: o.Filter.String(), trust: map[string]*trustGate{}}, nil
 }
 
@@ -220,24 +226,6 @@ func (e *Engine) nameOpts(host string) []name.Option {
 func (e *Engine) repo(s string) (name.Repository, error) {
 	reg, _, _ := strings.Cut(s, "/")
 	return name.NewRepository(s, e.nameOpts(reg)...)
-}
-
-// Tags lists the tags of registry/repository (following pagination).
-func (e *Engine) Tags(ctx context.Context, repo string) ([]string, error) {
-	r, err := e.repo(repo)
-	if err != nil {
-		return nil, err
-	}
-	return e.puller.List(ctx, r)
-}
-
-// Catalog lists the repositories of a registry.
-func (e *Engine) Catalog(ctx context.Context, reg string) ([]string, error) {
-	r, err := name.NewRegistry(reg, e.nameOpts(reg)...)
-	if err != nil {
-		return nil, err
-	}
-	return e.puller.Catalog(ctx, r)
 }
 
 // Copy runs one task. It never panics: a panic is recovered and reported as a failed result.

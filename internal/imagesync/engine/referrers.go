@@ -48,7 +48,7 @@ func (e *Engine) copyReferrers(ctx context.Context, t plan.Task, srcRepo, dstRep
 	if tagged {
 		return nil
 	}
-	idx, err := remote.Referrers(srcRepo.Digest(d), remote.WithContext(ctx), remote.WithTransport(e.o.Transport), remote.WithAuthFromKeychain(e.o.Keychain))
+	idx, err := remote.Referrers(srcRepo.Digest(d), append(e.ropts, remote.WithContext(ctx))...)
 	if err != nil {
 		if isNotFound(err) || strings.Contains(err.Error(), "does not support the Referrers API") {
 			return nil

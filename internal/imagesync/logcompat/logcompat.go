@@ -34,6 +34,18 @@ type Logger struct {
 	processed int
 	total     int
 	slog      *slog.Logger
+	secrets   *redact.Literals
+}
+
+// Literals returns the secrets every line of this logger replaces (register an auth file's
+// passwords and minted tokens there: a registry's error message may echo them).
+func (l *Logger) Literals() *redact.Literals {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.secrets == nil {
+		l.secrets = &redact.Literals{}
+	}
+	return l.secrets
 }
 
 // UseSlog sends every line to sl (e.g. a JSON handler for --log-format json) instead of
@@ -67,7 +79,8 @@ func needsQuoting(s string) bool {
 	return false
 }
 
-// Log writes one line; the message passes through redact.Text so no credential can leak.
+// Log writes one line; the message passes through the registered literals and redact.Text so no
+// credential can leak.
 func (l *Logger) Log(level Level, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -75,7 +88,7 @@ func (l *Logger) Log(level Level, msg string) {
 }
 
 func (l *Logger) logLocked(level Level, msg string) {
-	msg = redact.Text(msg)
+	msg = redact.Text(l.secrets.Redact(msg))
 	if l.slog != nil {
 		lv := map[Level]slog.Level{Info: slog.LevelInfo, Warn: slog.LevelWarn, Error: slog.LevelError}[level]
 		l.slog.Log(context.Background(), lv, msg)

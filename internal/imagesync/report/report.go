@@ -58,6 +58,8 @@ type Report struct {
 type Builder struct {
 	r     Report
 	index map[string]*Image
+	// Secrets, if set, are replaced in every error and message (a registry may echo a password).
+	Secrets *redact.Literals
 }
 
 // NewBuilder starts a report.
@@ -70,8 +72,9 @@ var rank = map[string]int{"skipped": 0, "planned": 1, "copied": 2, "failed": 3}
 // Add records one destination outcome for source (err may be nil).
 func (b *Builder) Add(source, digest string, d Destination, err error) {
 	if err != nil {
-		d.Error = redact.Text(err.Error())
+		d.Error = redact.Text(b.Secrets.Redact(err.Error()))
 	}
+	d.Message = redact.Text(b.Secrets.Redact(d.Message))
 	img, ok := b.index[source]
 	if !ok {
 		img = &Image{Source: source, Status: d.Status}

@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrypull/ferry/internal/registry"
+)
+
+// Hostile servers: registries that misbehave in ways distribution cannot be made to (a next link
+// back to the same page, endless bodies). Each gives up on its own after a bound so that the test
+// ends — with a wrong answer — when the defence is missing.
+
+func hostileEngine(t *testing.T) *Engine {
+	t.Helper()
+	ht, err := registry.NewHostTransport(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEngine(t, registry.NewGuard(ht, registry.Limits{}), Options{})
+	return e
+}
+
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestHostileListLinkLoop: a tags list or catalog whose Link rel="next" points back at the same
+// page. Without a loop check the listing grows without end (the server stops after 5000 pages).
+func TestHostileListLinkLoop(t *testing.T) {
+	var pages atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if pages.Add(1) < 5000 {
+			w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="next"`, r.URL.RequestURI()))
+		}
+		if r.URL.Path == "/v2/_catalog" {
+			fmt.Fprint(w, `{"repositories":["p/a","p/b"]}`)
+			return
+		}
+		fmt.Fprint(w, `{"name":"p/a","tags":["v1","v2"]}`)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	e := hostileEngine(t)
+
+	tags, err := e.Tags(bounded(t), host+"/p/a")
+	if err == nil || !strings.Contains(err.Error(), "back to a page already read") {
+		t.Fatalf("tags: %d tags, err %v", len(tags), err)
+	}
+	if n := pages.Load(); n > 3 {
+		t.Errorf("%d pages read for a one-page loop", n)
+	}
+	pages.Store(0)
+	repos, err := e.Catalog(bounded(t), host)
+	if err == nil || !strings.Contains(err.Error(), "the catalog of "+host+": the registry links page") {
+		t.Fatalf("catalog: %d repositories, err %v", len(repos), err)
+	}
+}
+
+// TestHostileListEndlessPages: every page links to a new one (?last=<n>): the page cap stops it.
+func TestHostileListEndlessPages(t *testing.T) {
+	var pages atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		n := pages.Add(1)
+		if n < 3*MaxListPages {
+			w.Header().Set("Link", fmt.Sprintf(`</v2/p/a/tags/list?last=%d>; rel="next"`, n))
+		}
+		fmt.Fprintf(w, `{"name":"p/a","tags":["t%d"]}`, n)
+	}))
+	defer srv.Close()
+	_, err := hostileEngine(t).Tags(bounded(t), strings.TrimPrefix(srv.URL, "http://")+"/p/a")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d pages", MaxListPages)) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := pages.Load(); n > MaxListPages {
+		t.Errorf("%d pages read", n)
+	}
+}
+
+// TestHostileEndlessTagsBody: a tags list body that never ends (the server stops after 64 MiB).
+// go-containerregistry decodes it without a size cap; the guard stops it at the page limit.
+func TestHostileEndlessTagsBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		_, _ = io.WriteString(w, `{"name":"p/a","tags":["v0"`)
+		chunk := strings.Repeat(`,"v1234567"`, 6000)
+		for sent := 0; sent < 64<<20; sent += len(chunk) {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, `]}`)
+	}))
+	defer srv.Close()
+	tags, err := hostileEngine(t).Tags(bounded(t), strings.TrimPrefix(srv.URL, "http://")+"/p/a")
+	if err == nil || !strings.Contains(err.Error(), "the tags list page is larger than the 16 MiB limit") {
+		t.Fatalf("%d tags, err %v", len(tags), err)
+	}
+}
