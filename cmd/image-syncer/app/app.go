@@ -213,9 +213,17 @@ func readConfigFile(path, what string) ([]byte, config.Format, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	data, err := os.ReadFile(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s file: %w", what, err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, config.MaxFileSize+1)) // never more than the limit in memory
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s file: %w", what, err)
+	}
+	if len(data) > config.MaxFileSize {
+		return nil, 0, fmt.Errorf("%s file %s: larger than the %d MiB limit", what, path, config.MaxFileSize>>20)
 	}
 	return data, format, nil
 }
@@ -405,6 +413,15 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 		failed++
 		log.Failed(logcompat.RuleTask(re.Source, re.Destination), re.Err)
 		rep.Add(re.Source, "", report.Destination{Ref: re.Destination, Status: "failed"}, re.Err)
+	}
+	for _, c := range expanded.Conflicts {
+		for _, t := range c.Tasks {
+			failed++
+			log.AddTotal(1)
+			log.Failed(logcompat.URLTask(t.Source, t.Dest), c)
+			rep.Add(t.Source, "", report.Destination{Ref: t.Dest, Status: "failed"}, c)
+			m.observeImage("failed", 0)
+		}
 	}
 	for i, r := range rules {
 		if !failedRule[i] {

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/ferrypull/ferry/internal/imagesync/config"
 	"github.com/ferrypull/ferry/internal/imagesync/report"
 	"github.com/ferrypull/ferry/internal/operator"
@@ -214,5 +217,74 @@ func TestHostileEchoedSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigMistakesRefused runs image-syncer on real registries (distribution/v3) with images
+// files that used to pass silently: two sources writing one destination tag (both were
+// "copied", the last one winning), a destination with "..", a misspelt filter key (every tag was
+// copied) and a duplicate source key (one rule was dropped).
+func TestConfigMistakesRefused(t *testing.T) {
+	src := registryenv.StartDistribution(t, registryenv.Options{})
+	dst := registryenv.StartDistribution(t, registryenv.Options{})
+	for _, repo := range []string{"proj/a:v1", "proj/b:v1"} {
+		img, err := random.Image(512, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Push(t, repo, img, "", "")
+	}
+	S, D := src.Addr, dst.Addr
+	dir := t.TempDir()
+	run := func(images string) hostileRun {
+		p := filepath.Join(dir, "images.yaml")
+		if err := os.WriteFile(p, []byte(images), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rep := filepath.Join(dir, "report.json")
+		_ = os.Remove(rep) // from the previous run
+		var out, errb bytes.Buffer
+		err := NewCommand(Options{Retry: &quick}.Run, operator.Streams{Out: &out, Err: &errb}, []string{"--images", p, "--report", rep, "--state-dir", "", "--retries", "0"}).ExecuteContext(t.Context())
+		r := hostileRun{runResult: runResult{err: err, stdout: out.String(), stderr: errb.String()}}
+		if data, rerr := os.ReadFile(rep); rerr == nil {
+			_ = json.Unmarshal(data, &r.report)
+		}
+		return r
+	}
+	said := func(r hostileRun) string { // what a user reads: the error printed on exit, the report
+		s := fmt.Sprint(r.err)
+		for _, img := range r.report.Images {
+			s += "\n" + img.Error
+		}
+		return s
+	}
+
+	r := run(fmt.Sprintf("%[1]s/proj/a:v1: %[2]s/m/x:v1\n%[1]s/proj/b:v1: %[2]s/m/x:v1\n%[1]s/proj/a: %[2]s/m/a\n", S, D))
+	if r.err == nil || r.report.Summary.Failed != 2 || r.report.Summary.Copied != 1 {
+		t.Fatalf("conflict: err %v, summary %+v\n%s", r.err, r.report.Summary, r.stderr)
+	}
+	want := fmt.Sprintf("destination %[2]s/m/x:v1 is written by 2 sources (%[1]s/proj/a:v1, %[1]s/proj/b:v1): refused", S, D)
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("log does not say %q:\n%s", want, r.stderr)
+	}
+	if _, err := remote.Head(dst.Ref(t, "m/x:v1")); err == nil {
+		t.Error("the contested destination was written")
+	}
+
+	r = run(fmt.Sprintf("%s/proj/a:v1: %s/m/../../x\n", S, D))
+	if r.err == nil || !strings.Contains(said(r), `path component ".." is not a valid repository name component`) {
+		t.Errorf(".. destination: %s\n%s", said(r), r.stderr)
+	}
+
+	r = run(fmt.Sprintf("%s/proj/a: {destination: %s/m/typo, exlude: [v1]}\n", S, D))
+	if r.err == nil || !strings.Contains(said(r), `unknown key "exlude" (did you mean "exclude"?)`) {
+		t.Errorf("misspelt key: %s", said(r))
+	}
+	r = run(fmt.Sprintf("%[1]s/proj/a: %[2]s/m/one\n%[1]s/proj/a: %[2]s/m/two\n", S, D))
+	if r.err == nil || !strings.Contains(said(r), fmt.Sprintf(`key "%s/proj/a" is listed twice`, S)) {
+		t.Errorf("duplicate source: %s", said(r))
+	}
+	if _, err := remote.Head(dst.Ref(t, "m/typo:v1")); err == nil {
+		t.Error("a rule with a misspelt key was run")
 	}
 }

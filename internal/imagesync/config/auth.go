@@ -125,14 +125,27 @@ func registryAliases(registry string) []string {
 	return []string{registry}
 }
 
-// decode unmarshals data in the given format into v, rejecting trailing garbage.
+// MaxFileSize bounds an auth, images or --config file: parsing holds a few times its size in
+// memory. An images file of 100,000 rules is about 10 MB.
+const MaxFileSize = 32 << 20
+
+// decode unmarshals data in the given format into v, rejecting trailing garbage and keys listed
+// twice in one mapping (the last would silently win). YAML alias bombs and nesting deeper than
+// 10,000 levels are refused by the YAML and JSON decoders.
 func decode(data []byte, f Format, v any) error {
+	if len(data) > MaxFileSize {
+		return fmt.Errorf("%d bytes, more than the %d MiB limit", len(data), MaxFileSize>>20)
+	}
 	if f == YAML {
-		j, err := yaml.YAMLToJSON(data)
+		j, err := yaml.YAMLToJSONStrict(data)
 		if err != nil {
-			return err
+			msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+			msg = strings.NewReplacer("unmarshal errors:\n  ", "", "\n  ", "; ", "already set in map", "is listed twice").Replace(msg)
+			return errors.New(msg)
 		}
 		data = j
+	} else if err := duplicateKeys(data); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
@@ -142,6 +155,46 @@ func decode(data []byte, f Format, v any) error {
 		return errors.New("unexpected data after the top-level value")
 	}
 	return nil
+}
+
+// duplicateKeys reports the first key listed twice in one JSON object, at any depth.
+func duplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func(path string, depth int) error
+	walk = func(path string, depth int) error {
+		tok, err := dec.Token()
+		if err != nil || depth > 10000 {
+			return nil // a syntax error or too deep: the decoder proper reports it
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					return fmt.Errorf("key %q is listed twice%s", k, path)
+				}
+				seen[k] = true
+				if err := walk(fmt.Sprintf(" in %q", k), depth+1); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(path, depth+1); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token()
+		}
+		return nil
+	}
+	return walk("", 0)
 }
 
 // ParseAuth parses an auth file. With expandEnv, values are expanded as described by ExpandValue

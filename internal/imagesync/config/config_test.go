@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -271,5 +272,80 @@ func TestNamespaceRule(t *testing.T) {
 	}
 	if _, err := ParseRule(Entry{Source: "h.io:5000/library/*:v1", Destination: "d.io/m"}, Defaults{}); err == nil {
 		t.Error("wildcard with a tag accepted")
+	}
+}
+
+// TestConfigMistakes: mistakes that used to pass silently (a rule dropped, a filter ignored and
+// every tag copied) or with a misleading error, and hostile files (alias bombs, deep nesting,
+// huge files): each is an error naming the key or the limit.
+func TestConfigMistakes(t *testing.T) {
+	bomb := "a: &a [x,x,x,x,x,x,x,x,x]\n"
+	for i, c := range "bcdefghij" {
+		prev := string("abcdefghij"[i])
+		bomb += fmt.Sprintf("%c: &%c [*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s]\n", c, c, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+	}
+	for _, tc := range []struct {
+		name, doc string
+		format    Format
+		auth      bool
+		want      string
+	}{
+		{"duplicate source json", `{"h.io/p/a": "d.io/m/a", "h.io/p/b": "d.io/m/b", "h.io/p/a": "d.io/m/c"}`, JSON, false, `key "h.io/p/a" is listed twice`},
+		{"duplicate source yaml", "h.io/p/a: d.io/m/a\nh.io/p/a: d.io/m/c\n", YAML, false, `key "h.io/p/a" is listed twice`},
+		{"duplicate key in an object", `{"h.io/p/a": {"destination": "d.io/m/a", "destination": "d.io/m/b"}}`, JSON, false, `key "destination" is listed twice in "h.io/p/a"`},
+		{"duplicate registry in the auth file", "r.io: {username: a, password: b}\nr.io: {username: c, password: d}\n", YAML, true, `key "r.io" is listed twice`},
+		{"misspelt exclude", `{"h.io/p/a": {"destination": "d.io/m/a", "exlude": ["-rc"]}}`, JSON, false, `unknown key "exlude" (did you mean "exclude"?)`},
+		{"misspelt latest", "h.io/p/a: {destination: d.io/m/a, latst: 3}\n", YAML, false, `unknown key "latst" (did you mean "latest"?)`},
+		{"exclude as a string", "h.io/p/a: {destination: d.io/m/a, exclude: -rc}\n", YAML, false, `source "h.io/p/a": exclude: must be a list of regular expressions (exclude: ["-rc"]), got a string "-rc"`},
+		{"latest as a string", `{"h.io/p/a": {"destination": "d.io/m/a", "latest": "3"}}`, JSON, false, `latest: must be a whole number, got a string "3"`},
+		{"latest negative", `{"h.io/p/a": {"destination": "d.io/m/a", "latest": -1}}`, JSON, false, `latest: must be >= 0, got -1`},
+		{"destination as a number", `{"h.io/p/a": {"destination": 5}}`, JSON, false, `destination: must be a string, got a number 5`},
+		{"alias bomb", bomb, YAML, false, "excessive aliasing"},
+		{"alias bomb in the auth file", bomb, YAML, true, "excessive aliasing"},
+		{"deep json", strings.Repeat("[", 200000) + strings.Repeat("]", 200000), JSON, false, "exceeded max depth"},
+		{"deep yaml", strings.Repeat("[", 200000) + strings.Repeat("]", 200000), YAML, true, "exceeded max depth"},
+		{"huge", `{"h.io/p/a": "` + strings.Repeat("x", MaxFileSize) + `"}`, JSON, false, "more than the 32 MiB limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if tc.auth {
+				_, err = ParseAuth([]byte(tc.doc), tc.format, false)
+			} else {
+				_, err = ParseImages([]byte(tc.doc), tc.format)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// the object form still works, keys case-insensitively, destination before destinations
+	es, err := ParseImages([]byte(`{"h.io/p/a": {"Destinations": ["d.io/m/b"], "destination": "d.io/m/a", "EXCLUDE": ["rc"], "latest": 2, "semver": ">=1"}}`), JSON)
+	if err != nil || len(es) != 2 || es[0].Destination != "d.io/m/a" || es[1].Filter.Latest != 2 || es[1].Filter.Exclude[0] != "rc" || es[0].Filter.Semver != ">=1" {
+		t.Errorf("object form: %+v, %v", es, err)
+	}
+}
+
+// TestRepositoryPathGrammar: go-containerregistry accepts "..", "." and empty components in a
+// repository (it checks characters only); a POST to "m/../../x" leaves /v2/<name>/.
+func TestRepositoryPathGrammar(t *testing.T) {
+	for _, dst := range []string{"d.io/m/../../x", "d.io/m/./x", "d.io/m//x", "d.io/-m/x", "d.io/m/x.", "d.io/..", "d.io/m/x_/y"} {
+		if _, err := ParseRule(Entry{Source: "h.io/p/app:v1", Destination: dst}, Defaults{}); err == nil || !strings.Contains(err.Error(), "is not a valid repository name component") {
+			t.Errorf("destination %q: err = %v", dst, err)
+		}
+	}
+	if _, err := ParseRule(Entry{Source: "h.io/p/../app:v1", Destination: "d.io/m/app"}, Defaults{}); err == nil {
+		t.Error(`source "h.io/p/../app" accepted`)
+	}
+	if _, err := ParseRule(Entry{Source: "h.io/p/../*", Destination: "d.io/m"}, Defaults{}); err == nil {
+		t.Error(`namespace "p/.." accepted`)
+	}
+	for _, ok := range []string{"d.io/m/a.b/c_d/e__f/g--h/x-y", "d.io/0/1", "d.io:5000/m/app:v1"} {
+		if _, err := ParseRule(Entry{Source: "h.io/p/app:v1", Destination: ok}, Defaults{}); err != nil {
+			t.Errorf("destination %q refused: %v", ok, err)
+		}
+	}
+	r, _ := ParseRule(Entry{Source: "h.io/p/*", Destination: "d.io/m"}, Defaults{})
+	if _, ok := r.ForRepository("p/../../x"); ok {
+		t.Error("a catalog entry with .. was narrowed")
 	}
 }

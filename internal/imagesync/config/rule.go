@@ -55,8 +55,11 @@ type Defaults struct {
 }
 
 var (
-	tagRE    = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE = lazyre.New(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`)
+	// componentRE is one path component of a repository name in distribution's reference
+	// grammar; go-containerregistry checks only the characters, so "a/../b" would pass.
+	componentRE = lazyre.New(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	tagRE       = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	digestRE    = lazyre.New(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$`)
 )
 
 // ErrEmptyDestination is returned for "" destinations when no default registry/namespace is set.
@@ -204,6 +207,9 @@ func parseRef(s string, isSource bool) (Ref, error) {
 			if _, err := name.NewRepository(reg + "/" + ns); err != nil {
 				return r, fmt.Errorf("invalid namespace %q: %w", ns, err)
 			}
+			if err := CheckRepositoryPath(ns); err != nil {
+				return r, fmt.Errorf("invalid namespace %q: %w", ns, err)
+			}
 		}
 		r.Registry, r.Repository = reg, ns
 		return r, nil
@@ -212,8 +218,24 @@ func parseRef(s string, isSource bool) (Ref, error) {
 	if err != nil {
 		return r, fmt.Errorf("invalid repository %q: %w", repo, err)
 	}
+	if err := CheckRepositoryPath(nr.RepositoryStr()); err != nil {
+		return r, fmt.Errorf("invalid repository %q: %w", repo, err)
+	}
 	r.Registry, r.Repository = nr.RegistryStr(), nr.RepositoryStr()
 	return r, nil
+}
+
+// CheckRepositoryPath checks a repository path (without the registry) against distribution's
+// grammar: lower-case components of letters and digits joined by ".", "_", "__" or dashes. It
+// refuses "..", ".", empty components and leading or trailing separators, which would make a
+// request leave /v2/<name>/ (a POST to "a/../../x" is redirected outside it).
+func CheckRepositoryPath(p string) error {
+	for c := range strings.SplitSeq(p, "/") {
+		if !componentRE().MatchString(c) {
+			return fmt.Errorf("path component %q is not a valid repository name component", c)
+		}
+	}
+	return nil
 }
 
 // looksLikeHostPort is true for "host:5000" without a path (not a tag).
@@ -356,6 +378,9 @@ func (r Rule) ForRepository(repo string) (Rule, bool) {
 		if !ok {
 			return r, false
 		}
+	}
+	if CheckRepositoryPath(repo) != nil {
+		return r, false
 	}
 	out := r
 	out.Src.Namespace = false

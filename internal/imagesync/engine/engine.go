@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -737,7 +738,7 @@ func (e *Engine) planBytes(ctx context.Context, srcRepo name.Repository, dstReg 
 	for _, b := range blobs {
 		if k := dstReg + "\x00" + b.Digest.String(); !e.planned[k] && b.Size > 0 {
 			e.planned[k] = true
-			n += b.Size
+			n = satAdd(n, b.Size)
 		}
 	}
 	e.planMu.Unlock()
@@ -747,12 +748,21 @@ func (e *Engine) planBytes(ctx context.Context, srcRepo name.Repository, dstReg 
 			return n, fmt.Errorf("get child manifest %s@%s: %w", srcRepo, c.Digest, err)
 		}
 		m, err := e.planBytes(ctx, srcRepo, dstReg, cdesc.Manifest, cdesc.MediaType, nil)
-		n += m
+		n = satAdd(n, m)
 		if err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// satAdd adds two non-negative byte counts, stopping at math.MaxInt64 instead of wrapping
+// around: sizes come from manifests, which a registry may fill with anything.
+func satAdd(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // imageMatches checks a single image's config os/architecture against the filter.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrypull/ferry/internal/registry"
 )
@@ -112,5 +115,21 @@ func TestHostileEndlessTagsBody(t *testing.T) {
 	tags, err := hostileEngine(t).Tags(bounded(t), strings.TrimPrefix(srv.URL, "http://")+"/p/a")
 	if err == nil || !strings.Contains(err.Error(), "the tags list page is larger than the 16 MiB limit") {
 		t.Fatalf("%d tags, err %v", len(tags), err)
+	}
+}
+
+// TestPlanBytesDoNotWrap: a manifest whose layer sizes add up past int64 (a registry may claim
+// any size) gives the largest int64 as the dry-run total, not a negative number.
+func TestPlanBytesDoNotWrap(t *testing.T) {
+	e := hostileEngine(t)
+	var layers []string
+	for i := range 3 {
+		layers = append(layers, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%064d","size":%d}`, i+1, int64(math.MaxInt64/2)))
+	}
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + strings.Repeat("0", 64) + `","size":2},"layers":[` + strings.Join(layers, ",") + `]}`)
+	repo, _ := e.repo("s.io/p/a")
+	n, err := e.planBytes(t.Context(), repo, "d.io", raw, types.OCIManifestSchema1, nil)
+	if err != nil || n != math.MaxInt64 {
+		t.Errorf("planBytes = %d, %v; want %d", n, err, int64(math.MaxInt64))
 	}
 }

@@ -5,6 +5,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,10 +45,24 @@ func (e *RuleError) Error() string {
 
 func (e *RuleError) Unwrap() error { return e.Err }
 
-// Result of Expand: tasks in rule order and the rules that failed.
+// Conflict is a destination that two or more different sources would write: whichever finished
+// last would win, so none of them is copied.
+type Conflict struct {
+	Dest    string
+	Sources []string // sorted
+	Tasks   []Task   // the refused tasks, in rule order
+}
+
+func (c *Conflict) Error() string {
+	return fmt.Sprintf("destination %s is written by %d sources (%s): refused, map each source to its own destination", c.Dest, len(c.Sources), strings.Join(c.Sources, ", "))
+}
+
+// Result of Expand: tasks in rule order, the rules that failed, and the destinations claimed by
+// more than one source (their tasks are not in Tasks).
 type Result struct {
-	Tasks  []Task
-	Failed []*RuleError
+	Tasks     []Task
+	Failed    []*RuleError
+	Conflicts []*Conflict
 	// Skipped counts (rule, destination) entries that produced no task (no tag matched).
 	Empty []int
 }
@@ -113,7 +128,35 @@ func Expand(ctx context.Context, rules []config.Rule, l Lister, parallel int) Re
 			res.Tasks = append(res.Tasks, t)
 		}
 	}
+	res.Tasks, res.Conflicts = conflicts(res.Tasks)
 	return res
+}
+
+// conflicts moves the tasks of every destination claimed by different sources out of tasks.
+func conflicts(tasks []Task) ([]Task, []*Conflict) {
+	sources := map[string][]string{}
+	for _, t := range tasks {
+		if !slices.Contains(sources[t.Dest], t.Source) {
+			sources[t.Dest] = append(sources[t.Dest], t.Source)
+		}
+	}
+	var kept []Task
+	byDest := map[string]*Conflict{}
+	var out []*Conflict
+	for _, t := range tasks {
+		if len(sources[t.Dest]) < 2 {
+			kept = append(kept, t)
+			continue
+		}
+		c, ok := byDest[t.Dest]
+		if !ok {
+			c = &Conflict{Dest: t.Dest, Sources: slices.Sorted(slices.Values(sources[t.Dest]))}
+			byDest[t.Dest] = c
+			out = append(out, c)
+		}
+		c.Tasks = append(c.Tasks, t)
+	}
+	return kept, out
 }
 
 func expandOne(ctx context.Context, i int, r config.Rule, l Lister) ([]Task, error) {
@@ -126,6 +169,9 @@ func expandOne(ctx context.Context, i int, r config.Rule, l Lister) ([]Task, err
 		sort.Strings(repos)
 		rules = rules[:0]
 		for _, repo := range repos {
+			if err := config.CheckRepositoryPath(repo); err != nil {
+				return nil, fmt.Errorf("the catalog of %s lists %q: %w", r.Src.Registry, repo, err)
+			}
 			if nr, ok := r.ForRepository(repo); ok {
 				rules = append(rules, nr)
 			}

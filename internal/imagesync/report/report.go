@@ -5,6 +5,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"time"
@@ -90,11 +91,11 @@ func (b *Builder) Add(source, digest string, d Destination, err error) {
 	if d.Error != "" && img.Error == "" {
 		img.Error = d.Error
 	}
-	img.Bytes += d.Bytes
+	img.Bytes = satAdd(img.Bytes, d.Bytes)
 	img.Destinations = append(img.Destinations, d)
 	s := &b.r.Summary
 	s.Tasks++
-	s.Bytes += d.Bytes
+	s.Bytes = satAdd(s.Bytes, d.Bytes)
 	switch d.Status {
 	case "copied":
 		s.Copied++
@@ -105,6 +106,15 @@ func (b *Builder) Add(source, digest string, d Destination, err error) {
 	default:
 		s.Failed++
 	}
+}
+
+// satAdd adds byte counts without wrapping around (a dry run sums sizes from manifests, which a
+// registry may fill with anything).
+func satAdd(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // Failed lists the sources with a failed destination, in order.

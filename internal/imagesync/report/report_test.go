@@ -3,6 +3,8 @@ package report
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,5 +46,19 @@ func TestReport(t *testing.T) {
 		if string(got) != want {
 			t.Errorf("%s: %q, want %q", format, got, want)
 		}
+	}
+}
+
+// TestBytesDoNotWrap: byte counts come from manifests a registry may fill with anything; the
+// dry-run total stops at the largest int64 instead of turning negative.
+func TestBytesDoNotWrap(t *testing.T) {
+	b := NewBuilder(time.Now(), true)
+	for i := range 3 {
+		b.Add(fmt.Sprintf("s.io/p/a:%d", i), "", Destination{Ref: "d.io/m/a", Status: "planned", Bytes: math.MaxInt64/2 + 1}, nil)
+	}
+	b.Add("s.io/p/a:0", "", Destination{Ref: "d.io/m/b", Status: "planned", Bytes: math.MaxInt64}, nil)
+	r := b.Done(time.Now())
+	if r.Summary.Bytes != math.MaxInt64 || r.Images[0].Bytes != math.MaxInt64 {
+		t.Errorf("bytes %d / %d, want %d", r.Summary.Bytes, r.Images[0].Bytes, int64(math.MaxInt64))
 	}
 }
