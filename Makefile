@@ -32,6 +32,14 @@ build: ## build the binaries into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
+# make images [REGISTRY=host:port[/path]] [INSECURE=1] [REGISTRY_CA=ca.pem] [BASE_IMAGE=ref@sha256:…]
+IMAGES_FLAGS = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter 1 true yes,$(INSECURE)),--insecure) \
+  $(if $(REGISTRY_CA),--registry-ca $(REGISTRY_CA)) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+
+.PHONY: images
+images: tools ## container images (ko, self-built base; multi-arch, reproducible) into bin/images; REGISTRY=host:port also pushes
+	$(TOOLS_ENV) $(GO) run ./hack/images --out $(BIN)/images $(IMAGES_FLAGS)
+
 .PHONY: test
 test: tools ## unit + integration tests against real apiserver, containerd, kubelet, registries and acr-emulator
 	$(TOOLS_ENV) FERRY_REQUIRE_RIG=$${FERRY_REQUIRE_RIG:-$$( [ "$$(id -u)" = 0 ] && echo 1 || echo 0 )} \

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs and builds everything ferry's tests and demo need, idempotently:
-#   - Debian packages: containerd, runc, docker-registry, apache2-utils (htpasswd), skopeo, openssl, curl, gcc, libc6-dev
+#   - Debian packages: containerd, runc, docker-registry, apache2-utils (htpasswd), skopeo, openssl, curl, gcc, libc6-dev,
+#     ca-certificates (the CA bundle of the images' base)
 #   - envtest assets (kube-apiserver, etcd, kubectl) built from the Go module proxy (hack/envtest-assets.sh)
 #   - a kubelet and kube-controller-manager built from the same scratch module (same Kubernetes version)
 #   - a static pause binary built from k8s.io/kubernetes' own build/pause/linux/pause.c
+#   - ko, Helm 4, Helm 3 and helm-docs from the Go module proxy (hack/go-tools.sh)
 # Writes bin/tools.env (sourced by the Makefile) with KUBEBUILDER_ASSETS, FERRY_KUBELET,
 # FERRY_KUBE_CONTROLLER_MANAGER and FERRY_PAUSE.
 # Caches: ENVTEST_CACHE (default ~/.cache/envtest-assets), GOCACHE, GOMODCACHE. A warm re-run takes about a second.
@@ -17,7 +19,7 @@ log() { echo "[tools] $*" >&2; }
 t0=$(date +%s)
 
 # 1. Debian packages (only when something is missing; needs root).
-PKGS="containerd runc docker-registry apache2-utils skopeo openssl curl gcc libc6-dev"
+PKGS="containerd runc docker-registry apache2-utils skopeo openssl curl gcc libc6-dev ca-certificates"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -73,4 +75,5 @@ FERRY_KUBE_CONTROLLER_MANAGER=$OUT/kube-controller-manager
 FERRY_PAUSE=$PAUSE
 ENV
 "$HERE/npm-tools.sh" >> "$ROOT/bin/tools.env"
+"$HERE/go-tools.sh" >> "$ROOT/bin/tools.env"   # ko, Helm 4, Helm 3, helm-docs
 log "ready in $(( $(date +%s) - t0 ))s: $(cat "$ROOT/bin/tools.env" | tr '\n' ' ')"
