@@ -248,3 +248,41 @@ func TestGuardPassesHealthyTraffic(t *testing.T) {
 		t.Errorf("read %d bytes, want %d", total, want)
 	}
 }
+
+func TestSameSite(t *testing.T) {
+	for _, tc := range []struct {
+		reg, realm string
+		want       bool
+	}{
+		{"registry-1.docker.io", "auth.docker.io", true},
+		{"registry.cn-hangzhou.aliyuncs.com", "dockerauth.cn-hangzhou.aliyuncs.com", true},
+		{"harbor.corp.example:8443", "harbor.corp.example", true},
+		{"reg.example.com:5000", "auth.example.com:5001", true},
+		{"reg.example.com", "auth.evil.com", false},
+		{"a.github.io", "b.github.io", false}, // github.io is a public suffix: different sites
+		{"10.0.0.5:5000", "10.0.0.5:5001", true},
+		{"10.0.0.5:5000", "10.0.0.6:5001", false},
+		{"reg.example.com", "93.184.216.34", false},
+	} {
+		if got := SameSite(tc.reg, tc.realm); got != tc.want {
+			t.Errorf("SameSite(%s, %s) = %v, want %v", tc.reg, tc.realm, got, tc.want)
+		}
+	}
+}
+
+// FuzzRealmChallenge: WWW-Authenticate values come from registries (untrusted). Parsing them
+// never panics, and a learned realm always has a host.
+func FuzzRealmChallenge(f *testing.F) {
+	for _, c := range []string{`Bearer realm="https://auth.docker.io/token",service="registry.docker.io"`, `Bearer realm=`, `Bearer`, `Basic realm="x"`, `bearer REALM=https://a/b, scope="x"`, `Bearer realm="unterminated`} {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, c string) {
+		g := NewRealmGuard(http.DefaultTransport, nil).(*realmGuard)
+		g.learn("r.io:5000", []string{c})
+		for k, regs := range g.realms {
+			if !strings.Contains(k, "://") || len(regs) != 1 {
+				t.Fatalf("learned %q from %q", k, c)
+			}
+		}
+	})
+}

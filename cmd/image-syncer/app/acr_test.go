@@ -14,8 +14,10 @@ import (
 	"github.com/ferrypull/ferry/internal/acr"
 	"github.com/ferrypull/ferry/internal/cloudcred"
 	"github.com/ferrypull/ferry/internal/emulator"
+	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/imagesync/report"
 	"github.com/ferrypull/ferry/internal/operator"
+	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 )
 
@@ -131,4 +133,62 @@ func (c *methodCounter) snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.n)
+}
+
+// TestDeniedPushHintsAtPermissions: the acr-puller user of the demo world may pull but not push.
+// A sync into its instance fails naming the permission, not with a bare "401 Unauthorized" of
+// a HEAD request; an error from the ACR token API keeps its words ("GetAuthorizationToken").
+func TestDeniedPushHintsAtPermissions(t *testing.T) {
+	h := startHarbor(t)
+	env := emulatorenv.Start(t, emulatorenv.Options{})
+	inst := env.Instance(t, world.DemoInstanceAHangzhou)
+	puller := env.User(t, inst.OwnerUID, "acr-puller")
+	hc, err := cloudcred.NewHTTPClient(env.Info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	domain := inst.Domains[0]
+	auth := h.write(t, "denied-auth.yaml", fmt.Sprintf(`
+%s: {username: %q, password: %q, insecure: true}
+%s: {accessKeyId: %s, accessKeySecret: %s, instanceId: %s, regionId: %s}
+`, h.src.Addr, robotUser, robotPass, domain, puller.AccessKeyID, puller.AccessKeySecret, inst.InstanceID, inst.RegionID))
+	images := h.write(t, "denied-images.yaml", fmt.Sprintf("%s/library/app:v1: %s/%s/app\n", h.src.Addr, domain, inst.Namespace))
+	reportFile := filepath.Join(h.dir, "denied-report.json")
+	run := func() (string, string) {
+		var out, errb strings.Builder
+		cmd := NewCommand(Options{
+			Transport: env.Transport,
+			Retry:     &quick,
+			ACR: ACRConfig{
+				Client:   acr.ClientOptions{DialAddr: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
+				Resolver: cloudcred.Options{Region: inst.RegionID, STSEndpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
+			},
+		}.Run, operator.Streams{Out: &out, Err: &errb}, []string{"--auth", auth, "--images", images, "--report", reportFile, "--retries", "0", "--state-dir", ""})
+		err := cmd.ExecuteContext(t.Context())
+		var rep report.Report
+		data, _ := os.ReadFile(reportFile)
+		_ = json.Unmarshal(data, &rep)
+		if err == nil || rep.Summary.Failed != 1 {
+			t.Fatalf("err %v, summary %+v\n%s", err, rep.Summary, errb.String())
+		}
+		if strings.Contains(errb.String()+out.String()+string(data), puller.AccessKeySecret) {
+			t.Error("AccessKey secret in the output")
+		}
+		return rep.Images[0].Error, errb.String()
+	}
+	msg, _ := run()
+	t.Logf("denied push: %s", msg)
+	if !strings.Contains(msg, "the destination refused the push (POST 401: UNAUTHORIZED: authentication required): the credentials used for "+domain) ||
+		!strings.Contains(msg, "may not push to "+inst.Namespace+"/app") {
+		t.Errorf("the error does not hint at push permissions: %s", msg)
+	}
+
+	// the token API fails: its error is not redacted into "[redacted] token for …"
+	env.Fault("GetAuthorizationToken", http.StatusForbidden)
+	defer env.ClearFaults()
+	msg, log := run()
+	t.Logf("token API down: %s", msg)
+	if strings.Contains(msg+log, redact.Placeholder+" token for") || !strings.Contains(msg, "could not mint an ACR token (acr: token for "+inst.RegionID+"/"+inst.InstanceID) {
+		t.Errorf("the token API error is over-redacted or unclear: %s", msg)
+	}
 }

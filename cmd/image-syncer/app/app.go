@@ -397,7 +397,8 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 	eng, err := engine.New(engine.Options{
 		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs,
 		Filter: filter, Force: f.force, DryRun: f.dryRun, Referrers: f.referrers, State: st,
-		Observer: &observer{log: log, prog: prog},
+		RealmPolicy: creds.RealmPolicy(af),
+		Observer:    &observer{log: log, prog: prog},
 	})
 	if err != nil {
 		return &configError{err}

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -140,7 +142,7 @@ func (r hostileRun) failedWith(t *testing.T, want string) {
 	if got := r.report.Images[0].Error; !strings.Contains(got, want) {
 		t.Errorf("report error %q, want it to say %q", got, want)
 	}
-	if !strings.Contains(r.stderr, want) {
+	if quoted := strings.Trim(strconv.Quote(want), `"`); !strings.Contains(r.stderr, want) && !strings.Contains(r.stderr, quoted) {
 		t.Errorf("log does not say %q:\n%s", want, r.stderr)
 	}
 }
@@ -264,7 +266,7 @@ func TestConfigMistakesRefused(t *testing.T) {
 		t.Fatalf("conflict: err %v, summary %+v\n%s", r.err, r.report.Summary, r.stderr)
 	}
 	want := fmt.Sprintf("destination %[2]s/m/x:v1 is written by 2 sources (%[1]s/proj/a:v1, %[1]s/proj/b:v1): refused", S, D)
-	if !strings.Contains(r.stderr, want) {
+	if quoted := strings.Trim(strconv.Quote(want), `"`); !strings.Contains(r.stderr, want) && !strings.Contains(r.stderr, quoted) {
 		t.Errorf("log does not say %q:\n%s", want, r.stderr)
 	}
 	if _, err := remote.Head(dst.Ref(t, "m/x:v1")); err == nil {
@@ -286,5 +288,108 @@ func TestConfigMistakesRefused(t *testing.T) {
 	}
 	if _, err := remote.Head(dst.Ref(t, "m/typo:v1")); err == nil {
 		t.Error("a rule with a misspelt key was run")
+	}
+}
+
+// namedTransport dials host names to local test servers (hostile servers cannot get DNS names).
+func namedTransport(names map[string]string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		if to, ok := names[host]; ok {
+			addr = to
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+}
+
+// TestHostileTokenRealmOnAnotherSite: a registry whose challenge names a token realm on another
+// site (go-containerregistry refuses private IP realms, but sends the registry's credentials to
+// any public host). The credentials are not sent there unless the auth entry lists the realm
+// under realmHosts; a realm on the registry's own site still gets them.
+func TestHostileTokenRealmOnAnotherSite(t *testing.T) {
+	var mu sync.Mutex
+	sawAuth := map[string]bool{} // realm host → received credentials
+	realm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if r.Header.Get("Authorization") != "" {
+			sawAuth[strings.Split(r.Host, ":")[0]] = true
+		}
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"token":"t0ken-from-realm"}`)
+	}))
+	defer realm.Close()
+	_, rport, _ := net.SplitHostPort(strings.TrimPrefix(realm.URL, "http://"))
+	var realmHost string
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s:%s/token",service="hostile"`, realmHost, rport))
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer reg.Close()
+	_, gport, _ := net.SplitHostPort(strings.TrimPrefix(reg.URL, "http://"))
+	tr := namedTransport(map[string]string{
+		"registry.hostile.test": strings.TrimPrefix(reg.URL, "http://"),
+		"auth.evil.test":        strings.TrimPrefix(realm.URL, "http://"),
+		"auth.hostile.test":     strings.TrimPrefix(realm.URL, "http://"),
+	})
+	dst := registryenv.StartDistribution(t, registryenv.Options{})
+	registryHost := "registry.hostile.test:" + gport
+	for _, tc := range []struct {
+		name, realm, extra string
+		wantSent           bool
+		want               string
+	}{
+		{"another site", "auth.evil.test", "", false, "registry " + registryHost + " announced its token realm on auth.evil.test:" + rport + ", another site: its credentials are not sent there"},
+		{"another site, allowed in the auth file", "auth.evil.test", ", realmHosts: [auth.evil.test:" + rport + "]", true, "MANIFEST_UNKNOWN"},
+		{"the registry's own site", "auth.hostile.test", "", true, "MANIFEST_UNKNOWN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			clear(sawAuth)
+			realmHost = tc.realm
+			mu.Unlock()
+			auth := fmt.Sprintf("%s: {username: robot, password: %q, insecure: true%s}\n", registryHost, echoedPassword, tc.extra)
+			r := runWith(t, Options{Retry: &quick, Transport: tr}, auth, registryHost+"/p/app:v1", dst.Addr+"/m/app", "--retries", "0")
+			if tc.want == "MANIFEST_UNKNOWN" {
+				tc.want = "404 Not Found"
+			}
+			r.failedWith(t, tc.want)
+			mu.Lock()
+			defer mu.Unlock()
+			if sawAuth[tc.realm] != tc.wantSent {
+				t.Errorf("the realm on %s received the credentials: %v, want %v", tc.realm, sawAuth[tc.realm], tc.wantSent)
+			}
+		})
+	}
+}
+
+// TestHostileMalformedChallenges: a registry answering with malformed WWW-Authenticate
+// challenges. Each ends in a failed image with an error naming the problem, never a panic.
+func TestHostileMalformedChallenges(t *testing.T) {
+	dst := registryenv.StartDistribution(t, registryenv.Options{})
+	for _, tc := range []struct{ challenge, want string }{
+		{`Bearer realm=`, "malformed www-authenticate, missing realm"},
+		{`Bearer`, "malformed www-authenticate, missing realm"},
+		{`Bearer realm="ftp://x/y"`, `realm scheme "ftp" not allowed`},
+		{`Bearer realm="%zz"`, "invalid URL escape"},
+		{`Bearer realm="http://"`, "no Host in request URL"},
+		{`Bearer realm="http://169.254.169.254/latest/meta-data"`, "is a private or link-local address"},
+		{`Bearer realm="http://x,service="`, "announced its token realm on x,service=, another site"},
+		{`Garbage foo`, "401 Unauthorized"},
+		{"Bearer realm=\"\x00\x01\"", "malformed MIME header line"},
+	} {
+		t.Run(tc.challenge, func(t *testing.T) {
+			src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Www-Authenticate"] = []string{tc.challenge}
+				w.WriteHeader(http.StatusUnauthorized)
+			}))
+			defer src.Close()
+			h := strings.TrimPrefix(src.URL, "http://")
+			r := runWith(t, Options{Retry: &quick}, fmt.Sprintf("%s: {username: robot, password: %q}\n", h, echoedPassword), h+"/p/a:v1", dst.Addr+"/m/a", "--retries", "0")
+			r.failedWith(t, tc.want)
+		})
 	}
 }

@@ -55,6 +55,9 @@ type Auth struct {
 	IdentityToken string `json:"identityToken,omitempty"`
 	// CredHelper names a docker-credential-<name> helper to ask for this registry.
 	CredHelper string `json:"credHelper,omitempty"`
+	// RealmHosts are token-service hosts ("host[:port]") on another site than the registry that
+	// may receive its credentials; the registry's own host and its registrable domain always may.
+	RealmHosts []string `json:"realmHosts,omitempty"`
 
 	// ACR RAM credentials: a temporary registry password is minted with GetAuthorizationToken.
 	AccessKeyID     string `json:"accessKeyId,omitempty"`

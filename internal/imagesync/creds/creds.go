@@ -39,6 +39,27 @@ func Hosts(af config.AuthFile) registry.Hosts {
 	return out
 }
 
+// RealmPolicy allows a registry's credentials to go to token realms on its own site
+// (registry.SameSite) and to the realmHosts of the auth entries for that registry.
+func RealmPolicy(af config.AuthFile) registry.RealmPolicy {
+	extra := map[string][]string{}
+	for k, a := range af {
+		host, _, _ := strings.Cut(k, "/")
+		extra[host] = append(extra[host], a.RealmHosts...)
+	}
+	return func(registryHost, realmHost string) bool {
+		if registry.SameSite(registryHost, realmHost) {
+			return true
+		}
+		for _, h := range extra[registryHost] {
+			if strings.EqualFold(h, realmHost) || !strings.Contains(h, ":") && strings.EqualFold(h, strings.Split(realmHost, ":")[0]) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // Resolver resolves credentials for "registry/repo" resources.
 type Resolver struct {
 	auth     config.AuthFile
@@ -143,7 +164,7 @@ func (r *Resolver) mintACR(ctx context.Context, key, host string, a config.Auth)
 	r.mu.Unlock()
 	c, exp, err := r.acr(ctx, host, a)
 	if err != nil {
-		return registry.Credential{}, fmt.Errorf("auth entry %q: mint ACR token: %w", key, err)
+		return registry.Credential{}, fmt.Errorf("auth entry %q: could not mint an ACR token (%w)", key, err)
 	}
 	r.mu.Lock()
 	r.minted[key] = mintedCred{cred: c, expiry: exp}

@@ -2,7 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -27,6 +31,19 @@ type blobLayer struct {
 	open    func() (io.ReadCloser, error)
 	counter *atomic.Int64
 	opened  atomic.Bool
+	// mismatch is set when the source's bytes did not hash to the digest.
+	mismatch atomic.Pointer[DigestMismatchError]
+}
+
+// DigestMismatchError is content that does not match its digest: the source registry served
+// corrupt (or substituted) bytes. Nothing is written under the image's tag.
+type DigestMismatchError struct {
+	Digest, Got string
+	Bytes       int64
+}
+
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("the source sent content that does not match its digest %s (%d bytes hash to %s); the source registry holds a corrupt blob", e.Digest, e.Bytes, e.Got)
 }
 
 func (l *blobLayer) Digest() (v1.Hash, error) { return l.desc.Digest, nil }
@@ -45,17 +62,31 @@ func (l *blobLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countingReader{ReadCloser: rc, n: l.counter}, nil
+	return &countingReader{ReadCloser: rc, n: l.counter, l: l, h: sha256.New()}, nil
 }
 
+// countingReader counts the bytes read, and hashes them so that a failed digest check (which
+// go-containerregistry reports at the end of the body) is recognised as such.
 type countingReader struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n     *atomic.Int64
+	l     *blobLayer
+	h     hash.Hash
+	total int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	c.n.Add(int64(n))
+	c.h.Write(p[:n])
+	c.total += int64(n)
+	if err != nil && err != io.EOF && c.l.desc.Digest.Algorithm == "sha256" && c.l.desc.Size > 0 && c.total == c.l.desc.Size {
+		if got := "sha256:" + hex.EncodeToString(c.h.Sum(nil)); got != c.l.desc.Digest.String() {
+			m := &DigestMismatchError{Digest: c.l.desc.Digest.String(), Got: got, Bytes: c.total}
+			c.l.mismatch.Store(m)
+			return n, m
+		}
+	}
 	return n, err
 }
 

@@ -108,6 +108,9 @@ type Options struct {
 	// Referrers also copies OCI referrers and cosign .sig/.att/.sbom tags of every image
 	// (copied or unchanged), at the cost of a few extra requests per image.
 	Referrers bool
+	// RealmPolicy decides which token realms may receive a registry's credentials (nil:
+	// registry.SameSite).
+	RealmPolicy registry.RealmPolicy
 	// State, if set, remembers what each destination holds across runs: a source tag whose digest
 	// is unchanged since it was copied or confirmed is skipped without asking the destination
 	// (after one spot check per destination registry per Engine). Ignored with Force; read-only
@@ -197,7 +200,7 @@ func New(o Options) (*Engine, error) {
 		}
 		o.Transport = registry.NewRetry(registry.NewGuard(ht, registry.Limits{}), registry.DefaultRetryPolicy)
 	}
-	o.Transport = registry.NewConditional(registry.NewPingCache(o.Transport))
+	o.Transport = registry.NewConditional(registry.NewRealmGuard(registry.NewPingCache(o.Transport), o.RealmPolicy))
 	ropts := []remote.Option{
 		remote.WithTransport(o.Transport),
 		remote.WithAuthFromKeychain(o.Keychain),
@@ -704,6 +707,7 @@ func (e *Engine) copyTree(ctx context.Context, t plan.Task, srcRepo, dstRepo nam
 				b.Size = -1
 			}
 			how, err := e.ensureBlob(gctx, srcRepo, dstRepo, b, counter)
+			err = explainPush(err, dstRepo)
 			e.o.Observer.Blob(BlobEvent{Task: t, Digest: b.Digest.String(), Size: b.Size, How: how, Err: err})
 			if err != nil {
 				return fmt.Errorf("blob %s: %w", b.Digest, err)
@@ -714,7 +718,7 @@ func (e *Engine) copyTree(ctx context.Context, t plan.Task, srcRepo, dstRepo nam
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	err = e.pusher.Put(ctx, target, rawManifest{raw: raw, mt: mt})
+	err = explainPush(e.pusher.Put(ctx, target, rawManifest{raw: raw, mt: mt}), dstRepo)
 	e.o.Observer.Manifest(ManifestEvent{Task: t, Ref: target.String(), MediaType: string(mt), Err: err})
 	if err != nil {
 		return fmt.Errorf("put manifest %s: %w", target, err)

@@ -1,17 +1,22 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrypull/ferry/internal/registry"
@@ -132,4 +137,75 @@ func TestPlanBytesDoNotWrap(t *testing.T) {
 	if err != nil || n != math.MaxInt64 {
 		t.Errorf("planBytes = %d, %v; want %d", n, err, int64(math.MaxInt64))
 	}
+}
+
+// corruptingProxy is a hostile server: a reverse proxy in front of a real registry that flips
+// one byte of every blob it serves whose digest is in bad, and of every manifest if manifests.
+func corruptingProxy(t *testing.T, target string, bad map[string]bool, manifests bool) *httptest.Server {
+	u, _ := url.Parse("http://" + target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		p := resp.Request.URL.Path
+		corrupt := strings.Contains(p, "/blobs/sha256:") && bad[p[strings.LastIndex(p, "/")+1:]] ||
+			manifests && strings.Contains(p, "/manifests/")
+		if !corrupt || resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if len(b) > 0 {
+			b[len(b)/2] ^= 0x20
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestHostileContentNotMatchingDigest: blobs and manifests whose bytes do not match their
+// digest. The copy fails, nothing is written under the tag, and the error says what happened
+// (before: a PATCH URL with the upload state of the fallback upload).
+func TestHostileContentNotMatchingDigest(t *testing.T) {
+	f := corpus(t)
+	img, _ := remote.Image(mustRef(t, f.src.Addr+"/proj/app:v1"), remote.WithContext(t.Context()))
+	layers, _ := img.Layers()
+	ld := mustDigest(layers[0]).String()
+	blobProxy := corruptingProxy(t, f.src.Addr, map[string]bool{ld: true}, false)
+	manifestProxy := corruptingProxy(t, f.src.Addr, nil, true)
+	e, c := newEngine(t, nil, Options{})
+	for _, tc := range []struct {
+		src, dst, want string
+	}{
+		{strings.TrimPrefix(blobProxy.URL, "http://") + "/proj/app:v1", f.dst.Addr + "/bad/blob:v1",
+			"blob " + ld + ": the source sent content that does not match its digest " + ld},
+		{strings.TrimPrefix(manifestProxy.URL, "http://") + "/proj/app@" + f.digests["proj/app:v1"].String(), f.dst.Addr + "/bad/manifest:v1",
+			"does not match"},
+	} {
+		c.reset()
+		tasks := rules(t, e, [2]string{tc.src, tc.dst})
+		r := e.Copy(t.Context(), tasks[0])
+		if r.Status != Failed || r.Err == nil || !strings.Contains(r.Err.Error(), tc.want) {
+			t.Errorf("%s: %s %v, want an error saying %q", tc.src, r.Status, r.Err, tc.want)
+		}
+		if r.Err != nil && strings.Contains(r.Err.Error(), "_state=") {
+			t.Errorf("the error shows the upload state: %v", r.Err)
+		}
+		if got := digestOf(t, tc.dst); !strings.HasPrefix(got, "missing") {
+			t.Errorf("%s was written: %s", tc.dst, got)
+		}
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

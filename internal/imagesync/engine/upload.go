@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -70,6 +72,9 @@ func (e *Engine) upload(ctx context.Context, dst, from name.Repository, layer *b
 		if err == nil {
 			return how, nil
 		}
+		if m := layer.mismatch.Load(); m != nil {
+			return "", m // the source is at fault: the fallback would download it again
+		}
 		if ctx.Err() != nil {
 			return "", err
 		}
@@ -81,6 +86,9 @@ func (e *Engine) upload(ctx context.Context, dst, from name.Repository, layer *b
 		err = e.pusher.Upload(ctx, dst, layer)
 	}
 	if err != nil {
+		if m := layer.mismatch.Load(); m != nil {
+			return "", m
+		}
 		return "", err
 	}
 	if layer.opened.Load() {
@@ -149,4 +157,46 @@ func (e *Engine) fastUpload(ctx context.Context, dst, from name.Repository, laye
 		return "", err
 	}
 	return BlobUploaded, nil
+}
+
+// PushDeniedError is a destination that refused a write (401 or 403): almost always credentials
+// that may pull but not push, or none at all.
+type PushDeniedError struct {
+	Repo   string // registry/repository
+	Status int
+	Method string
+	Reason string // the registry's error code and message
+	Err    error
+}
+
+func (e *PushDeniedError) Error() string {
+	host, repo, _ := strings.Cut(e.Repo, "/")
+	return fmt.Sprintf("the destination refused the push (%s %d: %s): the credentials used for %s may not push to %s; check that they have push permission on that repository (ACR: cr:PushRepository), or that the auth file has an entry for it",
+		e.Method, e.Status, e.Reason, host, repo)
+}
+
+func (e *PushDeniedError) Unwrap() error { return e.Err }
+
+// explainPush turns a 401/403 answer to a destination write into a PushDeniedError.
+func explainPush(err error, dst name.Repository) error {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden {
+		return err
+	}
+	var pd *PushDeniedError
+	if errors.As(err, &pd) {
+		return err
+	}
+	reason := http.StatusText(te.StatusCode)
+	if len(te.Errors) > 0 {
+		reason = string(te.Errors[0].Code)
+		if m := te.Errors[0].Message; m != "" {
+			reason += ": " + m
+		}
+	}
+	method := ""
+	if te.Request != nil {
+		method = te.Request.Method
+	}
+	return &PushDeniedError{Repo: dst.Name(), Status: te.StatusCode, Method: method, Reason: reason, Err: err}
 }
