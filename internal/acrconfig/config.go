@@ -312,8 +312,10 @@ func Parse(data map[string]string, opts Options) (*Config, []Warning, error) {
 }
 
 // secretInText finds what follows a customAccessKeySecret key in the raw text, however
-// broken the YAML around it is, so that no message can echo it.
-var secretInText = lazyre.New(`(?i)customAccessKeySecret["']?\s*:\s*["']?([^\s"',}\]]+)`)
+// broken the YAML around it is, so that no message can echo it: "key: value", "key=value" (a
+// list item written as one string), and past a YAML tag or anchor ("key: !!int value"), which
+// is not itself the secret.
+var secretInText = lazyre.New(`(?i)customAccessKeySecret["']?\s*[:=]\s*(?:![^\s]*\s+)?(?:&[^\s]+\s+)?["']?([^\s"',}\]]+)`)
 
 func scrubSecrets(c *collector, raw string) {
 	var secrets []string
@@ -384,14 +386,25 @@ func decodeYAML(c *collector, field, doc string) (any, bool) {
 
 var quotedRE = lazyre.New("'[^']*'|`[^`]*`|\"[^\"]*\"")
 
+// knownKeys are the key names of every block, which a YAML error may quote ("key "regionId"
+// already set in map"): names, never secrets.
+var knownKeys = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range append(append([]string{}, knownTopKeys...), append(entryFields, "enable", "enabled", "failurePolicy", "timeoutSeconds")...) {
+		m[normKey(k)] = true
+	}
+	return m
+}()
+
 func sanitizeYAMLError(msg string) string {
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
 	msg = quotedRE().ReplaceAllStringFunc(msg, func(q string) string {
-		if len(q) <= 5 { // a quoted character or two, like '-': never a secret
+		if len(q) <= 5 || knownKeys[normKey(q[1:len(q)-1])] { // a quoted character or two, like '-', or a key name: never a secret
 			return q
 		}
 		return "'…'"
 	})
+	msg = strings.NewReplacer("unmarshal errors:\n  ", "", "\n  ", "; ", "already set in map", "is listed twice").Replace(msg)
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}

@@ -7,7 +7,8 @@ import (
 )
 
 // FuzzParse feeds arbitrary values for every key. Parse must not panic; an accepted config
-// must satisfy its invariants; and a customAccessKeySecret is never echoed.
+// must satisfy its invariants; and a customAccessKeySecret is never echoed, whether written as
+// a mapping key, as "key=value" or "key: value" inside a list item string, or behind a YAML tag.
 func FuzzParse(f *testing.F) {
 	f.Add("default,builder", "all", "15m", "- instanceId: cri-a\n  regionId: cn-beijing\n  domains: a.example.com", "enable: true", "enable: true\nfailure-policy: Fail\ntimeout-seconds: 5", "cri-b", "3600")
 	f.Add("*", "app-a", "45s", `[{"instanceId":"","regionId":"cn-hangzhou"}]`, "", "", "", "\"7200\"")
@@ -24,24 +25,32 @@ func FuzzParse(f *testing.F) {
 			checkInvariants(t, cfg)
 		}
 
-		// A templated entry carrying a known secret next to fuzzed neighbours.
-		entry := "- instanceId: " + instanceID + "\n  customAccessKey: LTAIfuzz\n  customAccessKeySecret: " + marker + "\n  expireDuration: " + expire + "\n"
-		if strings.Contains(instanceID+expire, marker) {
+		// Templated entries carrying a known secret next to fuzzed neighbours.
+		if strings.Contains(instanceID+expire, marker) || strings.ContainsAny(expire, " \t\r\n\"'") {
 			return
 		}
-		data[KeyACRRegistryInfo] = entry
-		cfg, warns, err := Parse(data, Options{ClusterRegion: "cn-hangzhou"})
-		var out strings.Builder
-		for _, w := range warns {
-			out.WriteString(w.String())
-		}
-		if err != nil {
-			out.WriteString(err.Error())
-		} else {
-			checkInvariants(t, cfg)
-		}
-		if strings.Contains(out.String(), marker) {
-			t.Fatalf("secret echoed: %s", out.String())
+		for _, entry := range []string{
+			"- instanceId: " + instanceID + "\n  customAccessKey: LTAIfuzz\n  customAccessKeySecret: " + marker + "\n  expireDuration: " + expire + "\n",
+			"- \"customAccessKey: LTAIfuzz, customAccessKeySecret=" + marker + ", instanceId: " + instanceID + "\"\n",
+			"- 'customAccessKeySecret: " + marker + " " + instanceID + "'\n",
+			"- customAccessKeySecret=" + marker + "\n- instanceId: " + instanceID + "\n",
+			"- instanceId: " + instanceID + "\n  customAccessKeySecret: !" + expire + " " + marker + "\n",
+			"- instanceId: " + instanceID + "\n  customAccessKeySecret: &" + expire + " " + marker + "\n",
+		} {
+			data[KeyACRRegistryInfo] = entry
+			cfg, warns, err := Parse(data, Options{ClusterRegion: "cn-hangzhou"})
+			var out strings.Builder
+			for _, w := range warns {
+				out.WriteString(w.String())
+			}
+			if err != nil {
+				out.WriteString(err.Error())
+			} else {
+				checkInvariants(t, cfg)
+			}
+			if strings.Contains(out.String(), marker) {
+				t.Fatalf("secret echoed for %q: %s", entry, out.String())
+			}
 		}
 	})
 }

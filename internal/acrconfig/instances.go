@@ -28,6 +28,15 @@ const (
 var entryFields = []string{fInstanceID, fRegionID, fDomains, fAssumeRoleARN, fExpireDuration,
 	fRRSARoleARN, fRRSAProviderARN, fCustomAK, fCustomAKSecret}
 
+// showItem renders a list item that is not a mapping. A string that names a secret field
+// ("customAccessKey: …, customAccessKeySecret=…" written as one string) is not echoed.
+func showItem(v any) string {
+	if s, ok := v.(string); ok && strings.Contains(strings.ToLower(s), "secret") {
+		return "a string naming " + fCustomAKSecret + " (not shown)"
+	}
+	return show(v)
+}
+
 func parseInstances(c *collector, doc string, cfg *Config) []Instance {
 	var items []any
 	if strings.TrimSpace(doc) != "" {
@@ -60,7 +69,7 @@ func parseInstances(c *collector, doc string, cfg *Config) []Instance {
 	for i, item := range items {
 		m, ok := item.(map[string]any)
 		if !ok {
-			c.errorf(fmt.Sprintf("%s[%d]", KeyACRRegistryInfo, i), show(item), "must be a mapping with instanceId, regionId, …")
+			c.errorf(fmt.Sprintf("%s[%d]", KeyACRRegistryInfo, i), showItem(item), "must be a mapping with instanceId, regionId, …")
 			continue
 		}
 		inst, ok := parseInstance(c, i, m, cfg)

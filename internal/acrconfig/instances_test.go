@@ -200,6 +200,12 @@ func TestSecretNeverEchoed(t *testing.T) {
 		"- instanceId: cri-a\n  customAccessKeySecret: *" + akSecret,
 		"[{\"customAccessKeySecret\": \"" + akSecret + "\", }",
 		"- {customAccessKey: LTAI, customAccessKeySecret: " + akSecret + ", customaccesskeysecret: " + akSecret + "}",
+		// a list item written as one string (issue 15): it used to be echoed whole
+		"- \"customAccessKey: LTAIxxxx, customAccessKeySecret=" + akSecret + "\"",
+		"- 'customAccessKeySecret: " + akSecret + "'",
+		"- customAccessKeySecret=" + akSecret,
+		"- instanceId: cri-a\n  customAccessKeySecret: !!int " + akSecret,
+		"- instanceId: cri-a\n  customAccessKeySecret: &anchor " + akSecret + "\n  regionId: !!int x",
 	}
 	for _, d := range docs {
 		_, warns, err := Parse(map[string]string{KeyACRRegistryInfo: d}, hz)
@@ -210,5 +216,26 @@ func TestSecretNeverEchoed(t *testing.T) {
 		if out := err.Error() + fmt.Sprint(warns); strings.Contains(out, akSecret) {
 			t.Errorf("secret echoed for %q: %s", d, out)
 		}
+	}
+}
+
+// TestErrorsNotOverRedacted: what is not secret stays readable. A duplicate key is named (it
+// read "key '…' already set"), and a YAML tag error names the tag (it read "as a [redacted]"
+// because the tag after customAccessKeySecret was taken for the secret).
+func TestErrorsNotOverRedacted(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"- instanceId: cri-a\n  regionId: cn-beijing\n  regionId: cn-shanghai\n", `acr-registry-info: is not valid YAML or JSON: yaml: line 3: key "regionId" is listed twice`},
+		{"- instanceId: cri-a\n  customAccessKey: LTAI5tAbCdEfGhIj\n  customAccessKeySecret: !!int " + akSecret + "\n", "cannot decode !!str '…' as a !!int"},
+		{"- instanceId: cri-a\n  regionId: !!int cn-beijing\n", "cannot decode !!str '…' as a !!int"},
+	} {
+		_, _, err := Parse(map[string]string{KeyACRRegistryInfo: tc.doc}, hz)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), akSecret) {
+			t.Errorf("%q: err = %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+	// a duplicate secret key is named, its value is not shown
+	_, _, err := Parse(map[string]string{KeyACRRegistryInfo: "- customAccessKeySecret: " + akSecret + "\n  customAccessKeySecret: " + akSecret + "\n"}, hz)
+	if err == nil || !strings.Contains(err.Error(), `key "customAccessKeySecret" is listed twice`) || strings.Contains(err.Error(), akSecret) {
+		t.Errorf("duplicate secret key: %v", err)
 	}
 }
