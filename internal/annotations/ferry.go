@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // ferry's own keys that tie the Pod webhook, the gate controller and
@@ -56,4 +58,9 @@ func ParseNodeRegistryStatus(v string) (NodeRegistryStatus, error) {
 		return NodeRegistryStatus{}, fmt.Errorf("annotation %s: %w", NodeRegistryStatusAnnotation, err)
 	}
 	return s, nil
+}
+
+// Gated reports whether pod still carries the RegistryConfigGate scheduling gate.
+func Gated(pod *corev1.Pod) bool {
+	return slices.ContainsFunc(pod.Spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == RegistryConfigGate })
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -14,7 +15,8 @@ type pkg struct {
 	ImportPath string
 	Doc        string
 	Name       string
-	Imports    []string
+	Imports    []string // direct, non-test
+	Deps       []string // transitive, non-test
 	Standard   bool
 }
 
@@ -74,18 +76,67 @@ func anyUnder(path string, prefixes ...string) bool {
 }
 
 var (
-	// feature packages: they may import shared packages, never the other way round.
-	features = []string{"internal/controller", "internal/webhook", "internal/nodeagent", "internal/imagesync",
-		"internal/emulator", "internal/credprovider"}
-	shared = []string{"internal/acrconfig", "internal/acr", "internal/cloudcred", "internal/registry", "internal/regauth",
-		"internal/dockercfg", "internal/redact", "internal/metrics", "internal/annotations", "internal/atomicfile", "internal/pki", "internal/lazyre", "internal/operator"}
+	// Feature packages may import shared packages, never the other way round, and never another
+	// feature. In internal/controller and internal/webhook every child is its own feature (one
+	// reconciler or one webhook each; a webhook may import its parent internal/webhook, which holds
+	// what the webhooks share); the other areas are one feature each.
+	perChild  = []string{"internal/controller", "internal/webhook"}
+	wholeArea = []string{"internal/nodeagent", "internal/imagesync", "internal/emulator", "internal/credprovider"}
+	shared    = []string{"internal/acrconfig", "internal/acr", "internal/cloudcred", "internal/registry", "internal/pullsecret",
+		"internal/dockercfg", "internal/redact", "internal/annotations", "internal/atomicfile", "internal/pki", "internal/lazyre", "internal/operator"}
 	alibabaSDKs = []string{"github.com/alibabacloud-go/", "github.com/aliyun/"}
 	kubernetes  = []string{"k8s.io/", "sigs.k8s.io/"}
 	// criAPI is the CRI protocol: generated message types and gRPC stubs (it depends only on
 	// grpc and protobuf), not a Kubernetes client library. The emulator's ECI runtime speaks it
 	// to containerd; no other emulator package may import it.
 	criAPI = "k8s.io/cri-api/pkg/apis/runtime/v1"
+	// emulatorCloud is the emulator's cloud side: it verifies signatures with its own code, the
+	// Alibaba SDKs appear only in its tests, as clients.
+	emulatorCloud = []string{"internal/emulator/world", "internal/emulator/ram", "internal/emulator/signature",
+		"internal/emulator/oidc", "internal/emulator/openapi", "internal/emulator/imds"}
 )
+
+// feature returns the feature a package belongs to ("" for none).
+func feature(path string) string {
+	rel := strings.TrimPrefix(path, module+"/")
+	for _, a := range perChild {
+		if rel == a {
+			return "" // the area's shared base (internal/webhook)
+		}
+		if strings.HasPrefix(rel, a+"/") {
+			child, _, _ := strings.Cut(strings.TrimPrefix(rel, a+"/"), "/")
+			return a + "/" + child
+		}
+	}
+	for _, a := range wholeArea {
+		if rel == a || strings.HasPrefix(rel, a+"/") {
+			return a
+		}
+	}
+	return ""
+}
+
+// TestClassified keeps the rule lists honest: every entry names packages that exist, and every
+// internal package is classified (a new package must be put in its place here).
+func TestClassified(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the module")
+	}
+	pkgs := listPackages(t)
+	for _, prefix := range slices.Concat(perChild, shared, emulatorCloud) {
+		if !slices.ContainsFunc(pkgs, func(p pkg) bool { return under(p.ImportPath, prefix) }) {
+			t.Errorf("depcheck lists %s, which has no package", prefix)
+		}
+	}
+	for _, p := range pkgs {
+		if !under(p.ImportPath, "internal") || anyUnder(p.ImportPath, "internal/testutil", "internal/depcheck", "internal/webhook") {
+			continue
+		}
+		if feature(p.ImportPath) == "" && !anyUnder(p.ImportPath, shared...) {
+			t.Errorf("%s is neither a feature nor a shared package: classify it in internal/depcheck", strings.TrimPrefix(p.ImportPath, module+"/"))
+		}
+	}
+}
 
 func hasPrefixAny(s string, prefixes []string) bool {
 	for _, p := range prefixes {
@@ -106,20 +157,15 @@ func TestImportDirection(t *testing.T) {
 		t.Fatalf("go list found only %d packages", len(pkgs))
 	}
 	for _, p := range pkgs {
+		self := strings.TrimPrefix(p.ImportPath, module+"/")
+		// Direct imports.
 		for _, imp := range p.Imports {
 			var why string
 			switch {
 			case under(imp, "cmd") && !sameBinary(p.ImportPath, imp):
 				why = "nothing imports cmd/ (except cmd/<bin> importing its own cmd/<bin>/app)"
-			case under(imp, "internal/testutil") && !under(p.ImportPath, "internal/testutil"):
-				why = "internal/testutil is for _test.go files only"
-			case anyUnder(p.ImportPath, shared...) && anyUnder(imp, features...):
-				why = "shared packages must not import feature packages"
 			case under(p.ImportPath, "api") && !isStd(imp) && !strings.HasPrefix(imp, "k8s.io/apimachinery/") && !under(imp, "api"):
 				why = "api/ imports only apimachinery"
-			case anyUnder(p.ImportPath, "internal/dockercfg", "internal/redact") && !isStd(imp) &&
-				!anyUnder(imp, "internal/dockercfg", "internal/redact"):
-				why = "dockercfg and redact are stdlib-only leaves"
 			case under(p.ImportPath, "internal/emulator") && hasPrefixAny(imp, kubernetes) && imp != "sigs.k8s.io/yaml" &&
 				!(imp == criAPI && under(p.ImportPath, "internal/emulator/eci/cri")):
 				why = "the emulator imports no Kubernetes (sigs.k8s.io/yaml, a YAML library, is fine; internal/emulator/eci/cri may import the CRI protocol " + criAPI + ")"
@@ -127,7 +173,29 @@ func TestImportDirection(t *testing.T) {
 				why = "only internal/acr and internal/cloudcred import the Alibaba SDKs (the emulator uses them in tests only)"
 			}
 			if why != "" {
-				t.Errorf("%s imports %s: %s", strings.TrimPrefix(p.ImportPath, module+"/"), imp, why)
+				t.Errorf("%s imports %s: %s", self, imp, why)
+			}
+		}
+		// Transitive dependencies: no rule can be bypassed through a package in between.
+		for _, dep := range p.Deps {
+			var why string
+			switch {
+			case under(dep, "internal/testutil") && !under(p.ImportPath, "internal/testutil"):
+				why = "internal/testutil is for _test.go files only"
+			case anyUnder(p.ImportPath, shared...) && feature(dep) != "":
+				why = "shared packages must not depend on feature packages"
+			case feature(p.ImportPath) != "" && feature(dep) != "" && feature(dep) != feature(p.ImportPath):
+				why = "a feature must not depend on another feature (" + feature(p.ImportPath) + " → " + feature(dep) + "); move what both need into a shared package"
+			case anyUnder(p.ImportPath, "internal/dockercfg", "internal/redact") && !isStd(dep) &&
+				!anyUnder(dep, "internal/dockercfg", "internal/redact"):
+				why = "dockercfg and redact are stdlib-only leaves"
+			case anyUnder(p.ImportPath, emulatorCloud...) && (hasPrefixAny(dep, alibabaSDKs) || hasPrefixAny(dep, kubernetes) && dep != "sigs.k8s.io/yaml"):
+				why = "the emulator's cloud side depends on neither Kubernetes nor the Alibaba SDKs"
+			case anyUnder(p.ImportPath, "internal/emulator") && hasPrefixAny(dep, alibabaSDKs):
+				why = "the emulator depends on no Alibaba SDK (they are its clients, in tests)"
+			}
+			if why != "" {
+				t.Errorf("%s depends on %s: %s", self, dep, why)
 			}
 		}
 	}

@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/operator"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 )

@@ -22,6 +22,7 @@ import (
 	"github.com/ferrypull/ferry/internal/dockercfg"
 	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/operator"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/containerdenv"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/etchosts"
@@ -29,7 +30,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/kubeletenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
-	"github.com/ferrypull/ferry/internal/webhook/podpullsecret"
+	"github.com/ferrypull/ferry/internal/webhook/pod"
 )
 
 // TestPodWebhookServedByHelper runs the real binary's wiring (RunWithLogs with flags, the
@@ -86,9 +87,9 @@ func TestPodWebhookServedByHelper(t *testing.T) {
 			if err := kube.Client.Get(ctx, client.ObjectKey{Namespace: "app", Name: tt.secret}, s); err != nil {
 				t.Fatal(err)
 			}
-			if s.Type != corev1.SecretTypeDockerConfigJson || s.Labels[podsecret.LabelSource] != podsecret.SourcePodAnnotation || s.Labels["ferry.dev/instance"] != "" {
+			if s.Type != corev1.SecretTypeDockerConfigJson || s.Labels[pullsecret.LabelSource] != pullsecret.SourcePodAnnotation || s.Labels["ferry.dev/instance"] != "" {
 				t.Fatalf("Secret type %s labels %v: want dockerconfigjson, %s=%s and no ferry.dev/instance (pullsecret GC)",
-					s.Type, s.Labels, podsecret.LabelSource, podsecret.SourcePodAnnotation)
+					s.Type, s.Labels, pullsecret.LabelSource, pullsecret.SourcePodAnnotation)
 			}
 			if err := pullWith(t, emu, s, tt.image, false); err != nil {
 				t.Fatalf("pull %s with the minted Secret: %v", tt.image, err)
@@ -121,7 +122,7 @@ func TestPodWebhookServedByHelper(t *testing.T) {
 		name, key, value, want string
 	}{
 		{"malformed instance id", annotations.AcrInstanceID, "cn-beijing:not-an-instance", `annotation k8s.aliyun.com/acr-instance-id: value "cn-beijing:not-an-instance"`},
-		{"unknown instance", annotations.AcrInstanceIDs, "cn-beijing:cri-gone000000001", podpullsecret.ErrUnknownInstance.Error()},
+		{"unknown instance", annotations.AcrInstanceIDs, "cn-beijing:cri-gone000000001", pod.ErrUnknownInstance.Error()},
 		{"account B instance without the role", annotations.AcrInstanceIDs, "cn-hangzhou:" + world.DemoInstanceBHangzhou,
 			`annotation k8s.aliyun.com/acr-instance-ids: value "cn-hangzhou:` + world.DemoInstanceBHangzhou + `"`},
 	}
@@ -237,12 +238,12 @@ func waitPodWebhook(t *testing.T, kube *kubeenv.Env, fp admissionregistrationv1.
 			return fmt.Errorf("%w; helper log tail:\n%s", err, tail(logs.String(), 2000))
 		}
 		for _, w := range mwc.Webhooks {
-			if w.Name == podpullsecret.WebhookName && w.FailurePolicy != nil && *w.FailurePolicy == fp && w.ClientConfig.URL != nil &&
-				strings.HasSuffix(*w.ClientConfig.URL, podpullsecret.Path) && len(w.ClientConfig.CABundle) > 0 {
+			if w.Name == pod.WebhookName && w.FailurePolicy != nil && *w.FailurePolicy == fp && w.ClientConfig.URL != nil &&
+				strings.HasSuffix(*w.ClientConfig.URL, pod.Path) && len(w.ClientConfig.CABundle) > 0 {
 				return nil
 			}
 		}
-		return fmt.Errorf("webhooks %d: no %s with %s", len(mwc.Webhooks), podpullsecret.WebhookName, fp)
+		return fmt.Errorf("webhooks %d: no %s with %s", len(mwc.Webhooks), pod.WebhookName, fp)
 	})
 }
 

@@ -29,8 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/operator"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/tools"

@@ -13,7 +13,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,8 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/controller/namespace"
 	"github.com/ferrypull/ferry/internal/operator"
+	"github.com/ferrypull/ferry/internal/operator/kube"
+	"github.com/ferrypull/ferry/internal/pullsecret"
+	ferrywebhook "github.com/ferrypull/ferry/internal/webhook"
 	"github.com/ferrypull/ferry/internal/webhook/serviceaccount"
 )
 
@@ -36,11 +38,11 @@ func Run(ctx context.Context, o *Options, s operator.Streams) error {
 	return run(ctx, o, s, nil)
 }
 
-// run is Run with an optional TokenSource replacing the one built from the flags.
+// run is Run with an optional TokenSource for the namespace controller in place of the cloud one
+// (tests that count or fail token calls); the Pod-annotation path always uses the cloud one.
 func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.TokenSource) error {
 	logger := logr.FromSlogHandler(o.Logging.Handler(s.Err))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
+	kube.SetGlobalLoggers(logger)
 	ctx = logr.NewContext(ctx, logger)
 
 	cfg, err := restConfig(o)
@@ -55,14 +57,14 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 	}
 
 	var (
-		certs    *serviceaccount.CertProvider
+		certs    *ferrywebhook.CertProvider
 		whServer webhook.Server
 	)
 	if o.WebhookPort > 0 {
 		wo := webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}
 		if o.CertManager == "" {
-			certs = &serviceaccount.CertProvider{Client: direct, Namespace: o.Namespace, SecretName: o.WebhookCertSecret,
-				DNSNames: serviceaccount.ServiceDNSNames(o.WebhookService, o.Namespace)}
+			certs = &ferrywebhook.CertProvider{Client: direct, Namespace: o.Namespace, SecretName: o.WebhookCertSecret,
+				DNSNames: ferrywebhook.ServiceDNSNames(o.WebhookService, o.Namespace)}
 			if o.WebhookURL != "" {
 				addWebhookURLHost(certs, o.WebhookURL)
 			}
@@ -81,7 +83,7 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        clientgoscheme.Scheme,
 		Logger:                        logger,
-		Cache:                         podWebhookCache(pullsecret.CacheOptions()),
+		Cache:                         podWebhookCache(namespace.CacheOptions()),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.HealthAddr,
 		LeaderElection:                o.LeaderElect,
@@ -96,21 +98,22 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 	}
 
 	mode, _ := acrconfig.ParseTokenMode(o.TokenMode)
-	if tokens == nil {
-		tokens, err = newTokenSource(ctx, o, mgr.GetAPIReader())
-		if err != nil {
-			return err
-		}
-	}
 	store := &pullsecret.Store{}
+	cloud, err := newCloudTokens(ctx, o, mgr.GetAPIReader(), store)
+	if err != nil {
+		return err
+	}
+	if tokens == nil {
+		tokens = cloud
+	}
 	rec := mgr.GetEventRecorder("ferry-acr-credential-helper")
-	if err := (&pullsecret.ConfigReconciler{
+	if err := (&namespace.ConfigReconciler{
 		Client: mgr.GetClient(), Store: store, Recorder: rec, Elected: mgr.Elected(),
 		Load: pullsecret.NewLoader(acrconfig.Options{ClusterRegion: o.Region, TokenMode: mode}),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up config controller: %w", err)
 	}
-	if err := (&pullsecret.NamespaceReconciler{
+	if err := (&namespace.NamespaceReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Store: store, Tokens: tokens, Recorder: rec,
 		MaxConcurrentReconciles: o.Workers,
 	}).SetupWithManager(mgr); err != nil {
@@ -122,14 +125,18 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 	}
 	if whServer != nil {
 		mgr.GetWebhookServer().Register(serviceaccount.Path, serviceaccount.NewWebhook(store))
-		podWebhooks, err := setupPodWebhook(ctx, mgr, o, store, tokens, rec)
+		podWebhooks, err := setupPodWebhook(mgr, o, store, cloud, rec)
 		if err != nil {
 			return err
 		}
-		cm := &serviceaccount.ConfigManager{
+		cm := &ferrywebhook.ConfigManager{
 			Client: direct, Policy: store, Name: o.WebhookConfigName, Namespace: o.Namespace,
 			URL: o.WebhookURL, Certs: certs, CertManager: o.CertManager, Resync: o.WebhookResync,
-			Extra: podWebhooks,
+			Switched: func(cc admissionregistrationv1.WebhookClientConfig, fp string, timeout int32) admissionregistrationv1.MutatingWebhook {
+				return serviceaccount.MutatingWebhook(cc, fp, timeout, o.Namespace)
+			},
+			SwitchedName: serviceaccount.WebhookName,
+			Extra:        podWebhooks,
 		}
 		if o.WebhookURL == "" {
 			cm.Service = &admissionregistrationv1.ServiceReference{Namespace: o.Namespace, Name: o.WebhookService}
@@ -165,7 +172,7 @@ func restConfig(o *Options) (*rest.Config, error) {
 }
 
 // addWebhookURLHost puts the host of --webhook-url into the serving certificate.
-func addWebhookURLHost(c *serviceaccount.CertProvider, raw string) {
+func addWebhookURLHost(c *ferrywebhook.CertProvider, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return
@@ -179,13 +186,13 @@ func addWebhookURLHost(c *serviceaccount.CertProvider, raw string) {
 
 // ensureCerts loads or creates the webhook certificate before the server starts, retrying
 // while the apiserver is unreachable.
-func ensureCerts(ctx context.Context, c *serviceaccount.CertProvider) error {
+func ensureCerts(ctx context.Context, c *ferrywebhook.CertProvider) error {
 	var err error
 	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
 		if err = c.Ensure(ctx); err == nil {
 			return nil
 		}
-		ctrl.Log.Error(err, "webhook certificate not ready; retrying")
+		logr.FromContextOrDiscard(ctx).Error(err, "webhook certificate not ready; retrying")
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("webhook certificate: %w", err)

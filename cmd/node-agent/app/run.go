@@ -8,7 +8,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -16,6 +15,7 @@ import (
 	"github.com/ferrypull/ferry/internal/nodeagent/agent"
 	"github.com/ferrypull/ferry/internal/nodeagent/hostsconfig"
 	"github.com/ferrypull/ferry/internal/operator"
+	"github.com/ferrypull/ferry/internal/operator/kube"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -26,8 +26,7 @@ import (
 // redacting handler, as in every ferry binary).
 func Run(ctx context.Context, o *Options, s operator.Streams) error {
 	logger := logr.FromSlogHandler(o.Logging.Handler(s.Err))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
+	kube.SetGlobalLoggers(logger)
 	ctx = logr.NewContext(ctx, logger)
 
 	cfg, err := restConfig(o.Kubeconfig)

@@ -2,15 +2,16 @@
 // k8s.aliyun.com/acr-instance-id(s), optionally with the role chain of
 // k8s.aliyun.com/acr-service-arns and k8s.aliyun.com/acr-user-arns.
 //
-// [Ensurer] is the production podpullsecret.SecretEnsurer of acr-credential-helper. For each
+// [Ensurer] is the production pod.SecretEnsurer of acr-credential-helper. For each
 // (namespace, instance, role chain) it writes one kubernetes.io/dockerconfigjson Secret named by
 // [SecretName]: "acr-pull-<instanceId>-pod" for the cluster identity, "acr-pull-<instanceId>-<hash>"
-// for a role chain. The names never collide with the Secrets of internal/controller/pullsecret
-// ("acr-pull-<instanceId>"), and the Secrets carry [LabelSource]=[SourcePodAnnotation] but no
-// ferry.dev/instance label, so the pullsecret controller neither overwrites nor garbage-collects
-// them.
+// for a role chain. The names never collide with the Secrets of internal/controller/namespace
+// ("acr-pull-<instanceId>"), and the Secrets carry pullsecret.LabelSource=pod-annotation but no
+// ferry.dev/instance label, so the namespace controller neither overwrites nor garbage-collects
+// them. Secrets are written through the core writer (pullsecret.Apply).
 //
-// Tokens come from a [Minter]; [CloudMinter] resolves the cluster identity with
+// Tokens come from a [Minter]; pullsecret.CloudTokens (the same token source as the namespace
+// controller's) resolves the cluster identity with
 // internal/cloudcred (as configured for the helper: the instance's acr-registry-info entry if
 // it has one, else alibaba-addon-secret or the token mode), assumes the role chain on top of it
 // (service ARNs first, then user ARNs) and mints with the internal/acr cache, which also

@@ -7,43 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferrypull/ferry/internal/annotations"
-	"github.com/ferrypull/ferry/internal/dockercfg"
-	"github.com/ferrypull/ferry/internal/webhook/podpullsecret"
-)
-
-// Labels and annotations of annotation-minted Secrets.
-const (
-	// LabelManagedBy/ManagedByValue put the Secrets into the helper's Secret cache (the same
-	// label internal/controller/pullsecret uses).
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedByValue = "ferry"
-	// LabelSource marks Secrets minted for Pod annotations.
-	LabelSource         = "ferry.dev/source"
-	SourcePodAnnotation = "pod-annotation"
-
-	// AnnotationInstance holds "regionId:instanceId".
-	AnnotationInstance = "ferry.dev/instance-ref"
-	// AnnotationServiceARNs and AnnotationUserARNs hold the role chain, comma separated.
-	AnnotationServiceARNs = "ferry.dev/service-arns"
-	AnnotationUserARNs    = "ferry.dev/user-arns"
-	// AnnotationExpiresAt is the RFC 3339 expiry of the token in the Secret.
-	AnnotationExpiresAt = "ferry.dev/expires-at"
-	// AnnotationDomains lists the registry hosts, comma separated.
-	AnnotationDomains = "ferry.dev/domains"
-	// AnnotationUsedAt is the RFC 3339 time the webhook last handed the Secret to a Pod
-	// (written at most every GCGrace/2).
-	AnnotationUsedAt = "ferry.dev/used-at"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 )
 
 // DefaultThreshold is the renewal margin when the helper has no acr-configuration.
@@ -53,19 +26,12 @@ const DefaultThreshold = 15 * time.Minute
 // Pod is created only after admission, and a Deployment may scale up again.
 const GCGrace = 10 * time.Minute
 
-// Token is a registry credential.
-type Token struct {
-	Username  string
-	Password  string
-	ExpiresAt time.Time
-	Domains   []string
-}
-
 // Minter mints a registry token for inst (region filled in) with chain on top of the
 // cluster identity, valid for at least minValidity where possible. Errors must not contain
-// secrets; an unknown instance wraps podpullsecret.ErrUnknownInstance.
+// secrets; an unknown instance wraps pullsecret.ErrUnknownInstance. *pullsecret.CloudTokens
+// is the production Minter.
 type Minter interface {
-	Mint(ctx context.Context, inst annotations.InstanceRef, chain annotations.RoleChain, minValidity time.Duration) (Token, error)
+	Mint(ctx context.Context, inst annotations.InstanceRef, chain annotations.RoleChain, minValidity time.Duration) (pullsecret.Token, error)
 }
 
 // SecretName is the deterministic Secret name for (instance, chain).
@@ -78,7 +44,8 @@ func SecretName(instanceID string, chain annotations.RoleChain) string {
 	return "acr-pull-" + id + "-" + hex.EncodeToString(h[:])[:10]
 }
 
-// Ensurer implements podpullsecret.SecretEnsurer.
+// Ensurer makes sure the Pod-annotation Secret of (namespace, instance, role chain) exists and is
+// fresh; the Pod webhook calls it at admission.
 type Ensurer struct {
 	// Client reads (cached; the cache must include Secrets labelled LabelManagedBy) and writes Secrets.
 	Client client.Client
@@ -91,8 +58,6 @@ type Ensurer struct {
 	Threshold func() time.Duration
 	Now       func() time.Time
 }
-
-var _ podpullsecret.SecretEnsurer = (*Ensurer)(nil)
 
 func (e *Ensurer) now() time.Time {
 	if e.Now != nil {
@@ -110,7 +75,7 @@ func (e *Ensurer) threshold() time.Duration {
 	return DefaultThreshold
 }
 
-// EnsureInstanceSecret implements podpullsecret.SecretEnsurer. A Secret whose token is still
+// EnsureInstanceSecret returns the Secret's name. A Secret whose token is still
 // valid beyond the threshold is reused without a cloud call.
 func (e *Ensurer) EnsureInstanceSecret(ctx context.Context, ns string, inst annotations.InstanceRef, chain annotations.RoleChain) (string, error) {
 	if inst.RegionID == "" {
@@ -131,15 +96,15 @@ func (e *Ensurer) EnsureInstanceSecret(ctx context.Context, ns string, inst anno
 		cur = nil
 	case err != nil:
 		return "", fmt.Errorf("read Secret %s/%s: %w", ns, name, err)
-	case cur.Labels[LabelSource] != SourcePodAnnotation:
+	case cur.Labels[pullsecret.LabelSource] != pullsecret.SourcePodAnnotation:
 		return "", fmt.Errorf("secret %s/%s exists and is not managed by ferry (label %s=%s missing); ferry leaves it alone",
-			ns, name, LabelSource, SourcePodAnnotation)
+			ns, name, pullsecret.LabelSource, pullsecret.SourcePodAnnotation)
 	}
 	now := e.now()
-	if cur != nil && fresh(cur, now, e.threshold()) && cur.Annotations[AnnotationInstance] == inst.String() {
-		if used, _ := time.Parse(time.RFC3339, cur.Annotations[AnnotationUsedAt]); now.Sub(used) > GCGrace/2 {
+	if cur != nil && fresh(cur, now, e.threshold()) && cur.Annotations[pullsecret.AnnotationInstance] == inst.String() {
+		if used, _ := time.Parse(time.RFC3339, cur.Annotations[pullsecret.AnnotationUsedAt]); now.Sub(used) > GCGrace/2 {
 			patch := client.MergeFrom(cur.DeepCopy())
-			cur.Annotations[AnnotationUsedAt] = now.UTC().Format(time.RFC3339)
+			cur.Annotations[pullsecret.AnnotationUsedAt] = now.UTC().Format(time.RFC3339)
 			if err := e.Client.Patch(ctx, cur, patch); err != nil && !apierrors.IsNotFound(err) {
 				return "", fmt.Errorf("mark Secret %s/%s used: %w", ns, name, err)
 			}
@@ -158,68 +123,42 @@ func (e *Ensurer) EnsureInstanceSecret(ctx context.Context, ns string, inst anno
 
 // fresh reports whether s holds a token valid beyond now+threshold.
 func fresh(s *corev1.Secret, now time.Time, threshold time.Duration) bool {
-	exp, err := time.Parse(time.RFC3339, s.Annotations[AnnotationExpiresAt])
+	exp, err := time.Parse(time.RFC3339, s.Annotations[pullsecret.AnnotationExpiresAt])
 	return err == nil && exp.Sub(now) > threshold && len(s.Data[corev1.DockerConfigJsonKey]) > 0
 }
 
-// write creates or updates the Secret with tok; used marks a webhook use (AnnotationUsedAt).
-func write(ctx context.Context, c client.Client, ns, name string, inst annotations.InstanceRef, chain annotations.RoleChain, tok Token, cur *corev1.Secret, now time.Time, used bool) error {
+// write creates or updates the Secret with tok through the core writer; used marks a webhook use
+// (AnnotationUsedAt; a renewal keeps the recorded use).
+func write(ctx context.Context, c client.Client, ns, name string, inst annotations.InstanceRef, chain annotations.RoleChain, tok pullsecret.Token, cur *corev1.Secret, now time.Time, used bool) error {
 	if len(tok.Domains) == 0 {
 		return fmt.Errorf("instance %s: no registry domains discovered", inst)
 	}
-	cfg := dockercfg.New()
-	cfg.Set(tok.Username, tok.Password, tok.Domains...)
-	data := cfg.Render()
-	labels := map[string]string{LabelManagedBy: ManagedByValue, LabelSource: SourcePodAnnotation}
+	data := pullsecret.Render(tok.Domains, tok)
+	expires := tok.ExpiresAt.UTC().Format(time.RFC3339)
+	if cur != nil && bytes.Equal(cur.Data[corev1.DockerConfigJsonKey], data) && cur.Annotations[pullsecret.AnnotationExpiresAt] == expires {
+		return nil // the same token: nothing to write
+	}
 	ann := map[string]string{
-		AnnotationInstance:  inst.String(),
-		AnnotationExpiresAt: tok.ExpiresAt.UTC().Format(time.RFC3339),
-		AnnotationDomains:   strings.Join(tok.Domains, ","),
-		AnnotationUsedAt:    now.UTC().Format(time.RFC3339),
+		pullsecret.AnnotationInstance:  inst.String(),
+		pullsecret.AnnotationExpiresAt: expires,
+		pullsecret.AnnotationDomains:   strings.Join(tok.Domains, ","),
+		pullsecret.AnnotationUsedAt:    now.UTC().Format(time.RFC3339),
+	}
+	if !used && cur != nil && cur.Annotations[pullsecret.AnnotationUsedAt] != "" {
+		ann[pullsecret.AnnotationUsedAt] = cur.Annotations[pullsecret.AnnotationUsedAt] // a renewal is not a use
 	}
 	if len(chain.ServiceARNs) > 0 {
-		ann[AnnotationServiceARNs] = strings.Join(chain.ServiceARNs, ",")
+		ann[pullsecret.AnnotationServiceARNs] = strings.Join(chain.ServiceARNs, ",")
 	}
 	if len(chain.UserARNs) > 0 {
-		ann[AnnotationUserARNs] = strings.Join(chain.UserARNs, ",")
+		ann[pullsecret.AnnotationUserARNs] = strings.Join(chain.UserARNs, ",")
 	}
-	if cur == nil {
-		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, Annotations: ann},
-			Type:       corev1.SecretTypeDockerConfigJson,
-			Data:       map[string][]byte{corev1.DockerConfigJsonKey: data},
-		}
-		err := c.Create(ctx, s)
-		if apierrors.IsAlreadyExists(err) {
-			// Another admission created it meanwhile with an equally fresh token.
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("create Secret %s/%s: %w", ns, name, err)
-		}
-		secretWrites.WithLabelValues("create").Inc()
-		return nil
+	_, err := pullsecret.Apply(ctx, c, cur, pullsecret.Desired{
+		Namespace: ns, Name: name, Source: pullsecret.SourcePodAnnotation, Payload: data, Annotations: ann,
+		Labels: map[string]string{pullsecret.LabelManagedBy: pullsecret.ManagedByValue, pullsecret.LabelSource: pullsecret.SourcePodAnnotation},
+	})
+	if apierrors.IsAlreadyExists(err) {
+		return nil // another admission created it meanwhile with an equally fresh token
 	}
-	if bytes.Equal(cur.Data[corev1.DockerConfigJsonKey], data) && cur.Annotations[AnnotationExpiresAt] == ann[AnnotationExpiresAt] {
-		return nil
-	}
-	s := cur.DeepCopy()
-	s.Data = map[string][]byte{corev1.DockerConfigJsonKey: data}
-	s.StringData = nil
-	if s.Labels == nil {
-		s.Labels = map[string]string{}
-	}
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	maps.Copy(s.Labels, labels)
-	if !used && cur.Annotations[AnnotationUsedAt] != "" {
-		ann[AnnotationUsedAt] = cur.Annotations[AnnotationUsedAt] // a renewal is not a use
-	}
-	maps.Copy(s.Annotations, ann)
-	if err := c.Update(ctx, s); err != nil {
-		return fmt.Errorf("update Secret %s/%s: %w", ns, name, err)
-	}
-	secretWrites.WithLabelValues("update").Inc()
-	return nil
+	return err
 }

@@ -3,6 +3,7 @@ package podsecret
 import (
 	"testing"
 
+	"github.com/ferrypull/ferry/internal/pullsecret"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -17,7 +18,7 @@ func FuzzParseSecret(f *testing.F) {
 	f.Add("cn-hangzhou:cri-a,cn-beijing:cri-b", ",", "")
 	f.Fuzz(func(t *testing.T, inst, svc, usr string) {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "acr-pull-cri-abc-pod", Annotations: map[string]string{
-			AnnotationInstance: inst, AnnotationServiceARNs: svc, AnnotationUserARNs: usr}}}
+			pullsecret.AnnotationInstance: inst, pullsecret.AnnotationServiceARNs: svc, pullsecret.AnnotationUserARNs: usr}}}
 		ref, _, err := parseSecret(s)
 		if err == nil && (ref.RegionID == "" || ref.InstanceID == "") {
 			t.Fatalf("parsed %q into %+v", inst, ref)

@@ -17,13 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/ferrypull/ferry/internal/annotations"
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
 	"github.com/ferrypull/ferry/internal/dockercfg"
+	"github.com/ferrypull/ferry/internal/pullsecret"
+	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 )
 
-// fakeMinter is a stand-in for CloudMinter (which the acr-credential-helper end-to-end test
+// fakeMinter is a stand-in for pullsecret.CloudTokens (which the acr-credential-helper end-to-end test
 // runs against the acr-emulator): it controls token lifetimes and failures exactly, which
 // the refresh and clean-up tests need. Each token's password is "pw-<n>".
 type fakeMinter struct {
@@ -35,15 +36,15 @@ type fakeMinter struct {
 	inst  annotations.InstanceRef
 }
 
-func (m *fakeMinter) Mint(_ context.Context, inst annotations.InstanceRef, chain annotations.RoleChain, _ time.Duration) (Token, error) {
+func (m *fakeMinter) Mint(_ context.Context, inst annotations.InstanceRef, chain annotations.RoleChain, _ time.Duration) (pullsecret.Token, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.last, m.inst = chain, inst
 	if m.fail != nil {
-		return Token{}, m.fail
+		return pullsecret.Token{}, m.fail
 	}
 	m.calls++
-	return Token{Username: "cr_temp_user", Password: fmt.Sprintf("pw-%d", m.calls), ExpiresAt: m.clock.Now().Add(time.Hour),
+	return pullsecret.Token{Username: "cr_temp_user", Password: redact.Secret(fmt.Sprintf("pw-%d", m.calls)), ExpiresAt: m.clock.Now().Add(time.Hour),
 		Domains: []string{inst.InstanceID + "-registry." + inst.RegionID + ".cr.aliyuncs.com"}}, nil
 }
 
@@ -53,9 +54,9 @@ func password(t *testing.T, s *corev1.Secret) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, ok := cfg.Lookup(strings.Split(s.Annotations[AnnotationDomains], ",")[0])
+	e, ok := cfg.Lookup(strings.Split(s.Annotations[pullsecret.AnnotationDomains], ",")[0])
 	if !ok {
-		t.Fatalf("no entry for %s", s.Annotations[AnnotationDomains])
+		t.Fatalf("no entry for %s", s.Annotations[pullsecret.AnnotationDomains])
 	}
 	return e.Password.Reveal()
 }
@@ -124,8 +125,8 @@ func TestEnsureRefreshAndCollect(t *testing.T) {
 	s := get()
 	t.Run("created with labels, annotations and the region default", func(t *testing.T) {
 		if name != SecretName("cri-abc", chain) || s.Type != corev1.SecretTypeDockerConfigJson ||
-			s.Labels[LabelSource] != SourcePodAnnotation || s.Labels[pullsecret.LabelInstance] != "" ||
-			s.Annotations[AnnotationInstance] != "cn-hangzhou:cri-abc" || s.Annotations[AnnotationUserARNs] != chain.UserARNs[0] ||
+			s.Labels[pullsecret.LabelSource] != pullsecret.SourcePodAnnotation || s.Labels[pullsecret.LabelInstance] != "" ||
+			s.Annotations[pullsecret.AnnotationInstance] != "cn-hangzhou:cri-abc" || s.Annotations[pullsecret.AnnotationUserARNs] != chain.UserARNs[0] ||
 			m.inst.RegionID != "cn-hangzhou" || m.last.String() != chain.String() || password(t, s) != "pw-1" {
 			t.Fatalf("name %s type %s labels %v annotations %v minted for %v %v", name, s.Type, s.Labels, s.Annotations, m.inst, m.last)
 		}
@@ -155,7 +156,7 @@ func TestEnsureRefreshAndCollect(t *testing.T) {
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "app", Name: name}}); err == nil {
 			t.Fatal("no error for a failed renewal")
 		}
-		if got := get(); password(t, got) != "pw-1" || got.Annotations[AnnotationExpiresAt] != s.Annotations[AnnotationExpiresAt] {
+		if got := get(); password(t, got) != "pw-1" || got.Annotations[pullsecret.AnnotationExpiresAt] != s.Annotations[pullsecret.AnnotationExpiresAt] {
 			t.Fatal("a failed renewal changed the Secret")
 		}
 	})
@@ -165,7 +166,7 @@ func TestEnsureRefreshAndCollect(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := get()
-		if password(t, got) != "pw-2" || got.Annotations[AnnotationExpiresAt] == s.Annotations[AnnotationExpiresAt] {
+		if password(t, got) != "pw-2" || got.Annotations[pullsecret.AnnotationExpiresAt] == s.Annotations[pullsecret.AnnotationExpiresAt] {
 			t.Fatalf("not renewed: %v", got.Annotations)
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
@@ -14,11 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/ferrypull/ferry/internal/annotations"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 )
 
 // ReasonRefreshFailed is the Warning Event reason on a Secret whose renewal failed.
@@ -26,19 +25,6 @@ const ReasonRefreshFailed = "ACRPullSecretRefreshFailed"
 
 // MinRequeue bounds how soon a Secret is revisited.
 const MinRequeue = time.Second
-
-var (
-	secretWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ferry_podsecret_secret_writes_total", Help: "Writes of annotation-minted pull Secrets by op (create, update, delete).",
-	}, []string{"op"})
-	refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ferry_podsecret_refresh_total", Help: "Renewals of annotation-minted pull Secrets by result (success, failure).",
-	}, []string{"result"})
-)
-
-func init() {
-	metrics.Registry.MustRegister(secretWrites, refreshes)
-}
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -59,7 +45,7 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("podsecret").
 		For(&corev1.Secret{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetLabels()[LabelSource] == SourcePodAnnotation
+			return o.GetLabels()[pullsecret.LabelSource] == pullsecret.SourcePodAnnotation
 		}))).
 		Complete(r)
 }
@@ -77,7 +63,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	if err := r.Client.Get(ctx, req.NamespacedName, s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if s.Labels[LabelSource] != SourcePodAnnotation || s.DeletionTimestamp != nil {
+	if s.Labels[pullsecret.LabelSource] != pullsecret.SourcePodAnnotation || s.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
 	logger := log.FromContext(ctx)
@@ -85,7 +71,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 
 	// Garbage collection: no Pod lists the Secret and the webhook has not used it for GCGrace.
 	var next time.Duration
-	used, _ := time.Parse(time.RFC3339, s.Annotations[AnnotationUsedAt])
+	used, _ := time.Parse(time.RFC3339, s.Annotations[pullsecret.AnnotationUsedAt])
 	if used.IsZero() {
 		used = s.CreationTimestamp.Time
 	}
@@ -95,10 +81,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 			return ctrl.Result{}, err
 		}
 		if !referenced {
-			if err := r.Client.Delete(ctx, s, client.Preconditions{UID: &s.UID, ResourceVersion: &s.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			if err := pullsecret.Delete(ctx, r.Client, s, pullsecret.SourcePodAnnotation); err != nil {
+				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+					return ctrl.Result{}, nil
+				}
 				return ctrl.Result{}, fmt.Errorf("delete Secret %s/%s: %w", s.Namespace, s.Name, err)
 			}
-			secretWrites.WithLabelValues("delete").Inc()
 			logger.Info("deleted pull Secret no Pod uses any more", "secret", s.Name)
 			return ctrl.Result{}, nil
 		}
@@ -119,21 +107,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 		}
 		tok, err := r.Minter.Mint(ctx, inst, chain, threshold)
 		if err != nil {
-			refreshes.WithLabelValues("failure").Inc()
+			pullsecret.CountRenewal(inst.String(), "failure")
 			if r.Recorder != nil {
 				r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, ReasonRefreshFailed, "Refresh", "renew token for %s: %v", inst, err)
 			}
 			return ctrl.Result{}, fmt.Errorf("renew Secret %s/%s for %s: %w", s.Namespace, s.Name, inst, err) // the Secret stays as it is
 		}
 		if err := write(ctx, r.Client, s.Namespace, s.Name, inst, chain, tok, s, now, false); err != nil {
-			refreshes.WithLabelValues("failure").Inc()
+			pullsecret.CountRenewal(inst.String(), "failure")
 			return ctrl.Result{}, err
 		}
-		refreshes.WithLabelValues("success").Inc()
+		pullsecret.CountRenewal(inst.String(), "success")
 		logger.Info("renewed annotation-minted pull Secret", "secret", s.Name, "instance", inst.String(), "expiresAt", tok.ExpiresAt)
-		s.Annotations[AnnotationExpiresAt] = tok.ExpiresAt.UTC().Format(time.RFC3339)
+		s.Annotations[pullsecret.AnnotationExpiresAt] = tok.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	if exp, err := time.Parse(time.RFC3339, s.Annotations[AnnotationExpiresAt]); err == nil {
+	if exp, err := time.Parse(time.RFC3339, s.Annotations[pullsecret.AnnotationExpiresAt]); err == nil {
 		next = min(next, exp.Sub(now)-threshold)
 	}
 	return ctrl.Result{RequeueAfter: max(next, MinRequeue)}, nil
@@ -158,15 +146,15 @@ func (r *Reconciler) referenced(ctx context.Context, s *corev1.Secret) (bool, er
 
 // parseSecret reads the instance and role chain back from the Secret's annotations.
 func parseSecret(s *corev1.Secret) (annotations.InstanceRef, annotations.RoleChain, error) {
-	refs, err := annotations.ParseInstanceIDs(AnnotationInstance, s.Annotations[AnnotationInstance])
+	refs, err := annotations.ParseInstanceIDs(pullsecret.AnnotationInstance, s.Annotations[pullsecret.AnnotationInstance])
 	if err != nil {
 		return annotations.InstanceRef{}, annotations.RoleChain{}, err
 	}
 	if len(refs) != 1 || refs[0].RegionID == "" {
-		return annotations.InstanceRef{}, annotations.RoleChain{}, fmt.Errorf("annotation %s: value %q: want one regionId:instanceId", AnnotationInstance, s.Annotations[AnnotationInstance])
+		return annotations.InstanceRef{}, annotations.RoleChain{}, fmt.Errorf("annotation %s: value %q: want one regionId:instanceId", pullsecret.AnnotationInstance, s.Annotations[pullsecret.AnnotationInstance])
 	}
 	var chain annotations.RoleChain
-	for key, dst := range map[string]*[]string{AnnotationServiceARNs: &chain.ServiceARNs, AnnotationUserARNs: &chain.UserARNs} {
+	for key, dst := range map[string]*[]string{pullsecret.AnnotationServiceARNs: &chain.ServiceARNs, pullsecret.AnnotationUserARNs: &chain.UserARNs} {
 		if v := s.Annotations[key]; v != "" {
 			if *dst, err = annotations.ParseRoleARNs(key, v); err != nil {
 				return annotations.InstanceRef{}, annotations.RoleChain{}, err

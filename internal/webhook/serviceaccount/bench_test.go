@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 )
 
 // BenchmarkWebhookLatency sends AdmissionReviews for new ServiceAccounts at 200 requests/s for

@@ -3,11 +3,12 @@ package serviceaccount
 import (
 	"testing"
 
+	"github.com/ferrypull/ferry/internal/webhook"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 )
 
@@ -20,7 +21,7 @@ func TestConfigManagerExtraWebhooks(t *testing.T) {
 	env := kubeenv.Start(t)
 	ctx, c := t.Context(), env.Client
 	store := &pullsecret.Store{}
-	m := &ConfigManager{Client: c, Policy: store, Name: "ferry-extra", Namespace: "ferry-system", URL: "https://127.0.0.1:1",
+	m := &webhook.ConfigManager{Client: c, Policy: store, Name: "ferry-extra", Namespace: "ferry-system", Switched: entry("ferry-system"), SwitchedName: WebhookName, URL: "https://127.0.0.1:1",
 		Extra: func(cc admissionregistrationv1.WebhookClientConfig, fp string, timeout int32) []admissionregistrationv1.MutatingWebhook {
 			w := m0(fp, timeout)
 			w.ClientConfig = cc

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 )
 
 // FuzzMutator sends arbitrary ServiceAccount bodies (attacker-controlled: anyone allowed to create
@@ -57,29 +57,4 @@ func jsonpatchDecode(b []byte) ([]jsonpatch.Operation, error) {
 	var ops []jsonpatch.Operation
 	err := json.Unmarshal(b, &ops)
 	return ops, err
-}
-
-// FuzzCertSecretData feeds arbitrary certificate Secret contents (the Secret can be edited by
-// anyone with write access to it) to the renewal logic: no panic, and a usable result.
-func FuzzCertSecretData(f *testing.F) {
-	p := &CertProvider{Namespace: "ns", SecretName: "s", DNSNames: []string{"svc.ns.svc"}, Validity: time.Hour, CAValidity: 2 * time.Hour}
-	good, err := p.generate(nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(good[KeyCACert], good[KeyCAKey], good[corev1.TLSCertKey], good[corev1.TLSPrivateKeyKey])
-	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), []byte{}, []byte("x"), []byte(nil))
-	f.Fuzz(func(t *testing.T, caCert, caKey, cert, key []byte) {
-		data := map[string][]byte{KeyCACert: caCert, KeyCAKey: caKey, corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}
-		out, _, err := p.renew(data)
-		if err != nil {
-			return
-		}
-		if out == nil {
-			out = data
-		}
-		if err := p.load(out); err != nil {
-			t.Fatalf("renewal produced unusable data: %v", err)
-		}
-	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/ferrypull/ferry/internal/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -18,10 +19,7 @@ const Path = "/mutate-v1-serviceaccount"
 type Policy interface {
 	// ApplyTo merges the pull Secrets selected for sa into it and reports whether it changed.
 	ApplyTo(sa *corev1.ServiceAccount) bool
-	// WebhookSettings returns the webhook-configuration in force; ok is false while idle.
-	WebhookSettings() (enable bool, failurePolicy string, timeoutSeconds int32, ok bool)
-	// Subscribe returns a channel that receives a value whenever the settings change.
-	Subscribe() <-chan struct{}
+	webhook.Settings
 }
 
 // Mutator is the admission handler.

@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrypull/ferry/internal/webhook"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/ferrypull/ferry/internal/controller/pullsecret"
+	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
 	"github.com/ferrypull/ferry/internal/testutil/tools"
@@ -44,17 +45,17 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	store := &pullsecret.Store{}
 	store.Set(settings(true, "Fail", 7))
-	certs := &CertProvider{Client: c, Namespace: "ferry-system", SecretName: "ferry-webhook-cert",
-		DNSNames: ServiceDNSNames("ferry-webhook", "ferry-system"), IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	certs := &webhook.CertProvider{Client: c, Namespace: "ferry-system", SecretName: "ferry-webhook-cert",
+		DNSNames: webhook.ServiceDNSNames("ferry-webhook", "ferry-system"), IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
 	if err := certs.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
 	port := tools.FreePort(t)
-	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port,
+	srv := crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}})
 	srv.Register(Path, NewWebhook(store))
 	go func() { _ = srv.Start(ctx) }()
-	mgr := &ConfigManager{Client: c, Policy: store, Name: "ferry-serviceaccount", Namespace: "ferry-system",
+	mgr := &webhook.ConfigManager{Client: c, Policy: store, Name: "ferry-serviceaccount", Namespace: "ferry-system", Switched: entry("ferry-system"), SwitchedName: WebhookName,
 		URL: "https://127.0.0.1:" + strconv.Itoa(port), Certs: certs}
 	go func() { _ = mgr.Start(ctx) }()
 
@@ -152,8 +153,8 @@ func TestCertProviderRenewal(t *testing.T) {
 	}
 	now := time.Now()
 	clock := func() time.Time { return now }
-	newProvider := func(dns ...string) *CertProvider {
-		return &CertProvider{Client: env.Client, Namespace: "ferry-system", SecretName: "cert", DNSNames: dns,
+	newProvider := func(dns ...string) *webhook.CertProvider {
+		return &webhook.CertProvider{Client: env.Client, Namespace: "ferry-system", SecretName: "cert", DNSNames: dns,
 			Validity: 90 * 24 * time.Hour, CAValidity: 900 * 24 * time.Hour, Now: clock}
 	}
 	a := newProvider("svc.ferry-system.svc")
@@ -208,5 +209,12 @@ func TestCertProviderRenewal(t *testing.T) {
 			}
 			prev, prevCA = leaf, bundle
 		})
+	}
+}
+
+// entry binds the ServiceAccount webhook's entry to its namespace, as acr-credential-helper does.
+func entry(ns string) webhook.EntryFunc {
+	return func(cc admissionregistrationv1.WebhookClientConfig, fp string, timeout int32) admissionregistrationv1.MutatingWebhook {
+		return MutatingWebhook(cc, fp, timeout, ns)
 	}
 }

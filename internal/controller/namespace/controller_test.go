@@ -1,0 +1,366 @@
+package namespace
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrypull/ferry/internal/pullsecret"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// dockerAuths decodes a managed Secret's payload: host → password.
+func dockerAuths(s *corev1.Secret) (map[string]string, error) {
+	var cfg struct {
+		Auths map[string]struct {
+			Username, Password, Auth string
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for h, a := range cfg.Auths {
+		out[h] = a.Password
+	}
+	return out, nil
+}
+
+func (h *harness) password(ns, name string) (string, error) {
+	s, err := h.secret(ns, name)
+	if err != nil {
+		return "", err
+	}
+	auths, err := dockerAuths(s)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range auths {
+		return p, nil
+	}
+	return "", errors.New("no auths")
+}
+
+func wantSAEntries(h *harness, t *testing.T, ns, sa string, want []string) func() error {
+	return func() error {
+		got := pullSecretNames(h.sa(t, ns, sa))
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("ServiceAccount %s/%s imagePullSecrets = %v, want %v", ns, sa, got, want)
+		}
+		return nil
+	}
+}
+
+func absent(h *harness, ns, name string) func() error {
+	return func() error {
+		_, err := h.secret(ns, name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("Secret %s/%s still there (err=%v)", ns, name, err)
+	}
+}
+
+func TestController(t *testing.T) {
+	tokens := newTestTokens(time.Hour)
+	h := startHarness(t, tokens)
+	const wait = 20 * time.Second
+	for _, ns := range []string{"app-a", "app-b", "other"} {
+		h.namespace(t, ns)
+	}
+	eeName, peName := "acr-pull-cri-aaa", "acr-pull-personal-cn-beijing"
+
+	t.Run("missing ConfigMap leaves ferry idle", func(t *testing.T) {
+		eventually(t, wait, "ConfigMissing event", func() error {
+			if len(h.events(t, ReasonConfigMissing)) == 0 {
+				return errors.New("no ConfigMissing event")
+			}
+			return nil
+		})
+		if h.store.Current() != nil {
+			t.Fatal("settings loaded without a ConfigMap")
+		}
+	})
+
+	// A ServiceAccount in the unwatched namespace with an entry ferry once added: its removal
+	// shows that the controller has reconciled "other" (the barrier of the absence check below).
+	if err := h.c.Create(t.Context(), &corev1.ServiceAccount{
+		ObjectMeta:       metav1.ObjectMeta{Namespace: "other", Name: "stale", Annotations: map[string]string{pullsecret.AnnotationPullSecrets: "acr-pull-gone"}},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "acr-pull-gone"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A user's own pull secret on the builder SA must survive every step below.
+	if err := h.c.Create(t.Context(), &corev1.ServiceAccount{
+		ObjectMeta:       metav1.ObjectMeta{Namespace: "app-a", Name: "builder"},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "user-first"}, {Name: "user-second"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.applyConfig(t, map[string]string{
+		"service-account":    "default,builder",
+		"watch-namespace":    "app-a,app-b",
+		"expiring-threshold": "15m",
+		"instances":          "cri-aaa@cn-hangzhou,@cn-beijing",
+	})
+
+	t.Run("Secrets per watched namespace and instance, with all domains", func(t *testing.T) {
+		for _, ns := range []string{"app-a", "app-b"} {
+			for _, name := range []string{eeName, peName} {
+				eventually(t, wait, "Secret "+ns+"/"+name, func() error { _, err := h.secret(ns, name); return err })
+				s, _ := h.secret(ns, name)
+				if s.Type != corev1.SecretTypeDockerConfigJson || s.Labels[pullsecret.LabelManagedBy] != pullsecret.ManagedByValue || s.Annotations[pullsecret.AnnotationExpiresAt] == "" {
+					t.Errorf("%s/%s: type %s labels %v annotations %v", ns, name, s.Type, s.Labels, s.Annotations)
+				}
+				auths, err := dockerAuths(s)
+				if err != nil || len(auths) != 2 {
+					t.Errorf("%s/%s: auths %v err %v, want 2 domains", ns, name, auths, err)
+				}
+			}
+		}
+		eventually(t, wait, "unwatched namespace reconciled", wantSAEntries(h, t, "other", "stale", nil))
+		if _, err := h.secret("other", eeName); !apierrors.IsNotFound(err) {
+			t.Errorf("unwatched namespace got a Secret (err=%v)", err)
+		}
+		if got := tokens.mints("cri-aaa"); got != 1 {
+			t.Errorf("token mints for cri-aaa = %d, want 1 shared by all namespaces", got)
+		}
+	})
+
+	t.Run("ServiceAccounts merged, user entries kept in order", func(t *testing.T) {
+		eventually(t, wait, "default SA", wantSAEntries(h, t, "app-a", "default", []string{eeName, peName}))
+		eventually(t, wait, "builder SA", wantSAEntries(h, t, "app-a", "builder", []string{"user-first", "user-second", eeName, peName}))
+		if got := h.sa(t, "app-a", "builder").Annotations[pullsecret.AnnotationPullSecrets]; got != eeName+","+peName {
+			t.Errorf("ownership annotation = %q", got)
+		}
+		if got := pullSecretNames(h.sa(t, "other", "default")); len(got) != 0 {
+			t.Errorf("unwatched namespace SA patched: %v", got)
+		}
+	})
+
+	t.Run("manual edits are reverted", func(t *testing.T) {
+		want, err := h.password("app-a", eeName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := h.secret("app-a", eeName)
+		s.Data[corev1.DockerConfigJsonKey] = []byte(`{"auths":{"evil.example.com":{"auth":"eDp5"}}}`)
+		if err := h.c.Update(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "revert", func() error {
+			got, err := h.password("app-a", eeName)
+			if err != nil || got != want {
+				return fmt.Errorf("password %q err %v", got, err)
+			}
+			return nil
+		})
+		// A Secret made immutable is replaced (an update would be refused).
+		s, _ = h.secret("app-a", eeName)
+		s.Immutable = ptr.To(true)
+		if err := h.c.Update(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "immutable Secret replaced", func() error {
+			got, err := h.secret("app-a", eeName)
+			if err != nil {
+				return err
+			}
+			if got.Immutable != nil {
+				return errors.New("still immutable")
+			}
+			return nil
+		})
+		s, _ = h.secret("app-a", eeName)
+		// A deleted managed Secret comes back too.
+		if err := h.c.Delete(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "recreate", func() error { _, err := h.secret("app-a", eeName); return err })
+	})
+
+	t.Run("user edits of the SA list are respected", func(t *testing.T) {
+		sa := h.sa(t, "app-a", "builder")
+		sa.ImagePullSecrets = append([]corev1.LocalObjectReference{{Name: "user-zero"}}, sa.ImagePullSecrets...)
+		if err := h.c.Update(t.Context(), sa); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "builder SA", wantSAEntries(h, t, "app-a", "builder", []string{"user-zero", "user-first", "user-second", eeName, peName}))
+	})
+
+	t.Run("new namespace and new ServiceAccount are served", func(t *testing.T) {
+		h.applyConfig(t, map[string]string{
+			"service-account": "default,builder", "watch-namespace": "app-a,app-b,late", "expiring-threshold": "15m",
+			"instances": "cri-aaa@cn-hangzhou,@cn-beijing",
+		})
+		start := time.Now()
+		h.namespace(t, "late")
+		eventually(t, wait, "Secret in new namespace", func() error { _, err := h.secret("late", peName); return err })
+		t.Logf("new namespace served after %s", time.Since(start))
+		if err := h.c.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "late", Name: "builder"}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "new builder SA", wantSAEntries(h, t, "late", "builder", []string{eeName, peName}))
+	})
+
+	t.Run("bad ConfigMap: Event naming the field, last good config keeps running", func(t *testing.T) {
+		h.applyConfig(t, map[string]string{
+			"service-account": "default,builder", "watch-namespace": "app-a,app-b,late,later", "expiring-threshold": "soon",
+			"instances": "cri-aaa@cn-hangzhou",
+		})
+		eventually(t, wait, "ConfigInvalid event", func() error {
+			for _, n := range h.events(t, ReasonConfigInvalid) {
+				if strings.Contains(n, "expiring-threshold") && strings.Contains(n, `"soon"`) {
+					return nil
+				}
+			}
+			return errors.New("no ConfigInvalid event naming expiring-threshold")
+		})
+		if !strings.Contains(h.logs.String(), "expiring-threshold") {
+			t.Error("no log line names the invalid field")
+		}
+		// The last good config still serves the namespaces it watched, with both instances.
+		if err := h.c.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app-b", Name: "builder"}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "SA under last good config", wantSAEntries(h, t, "app-b", "builder", []string{eeName, peName}))
+		h.namespace(t, "later")
+		// "later" is only in the rejected config: it must not be served. Check after a namespace
+		// the good config does watch has been served, so the controller has seen "later" too.
+		if _, err := h.secret("app-a", peName); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.store.Current(); st.Namespaces.Has("later") || len(st.Instances) != 2 {
+			t.Errorf("store holds the rejected config: %+v", st)
+		}
+	})
+
+	t.Run("GC on config change removes exactly what ferry added", func(t *testing.T) {
+		h.applyConfig(t, map[string]string{
+			"service-account": "builder", "watch-namespace": "app-a,late", "expiring-threshold": "15m",
+			"instances": "cri-aaa@cn-hangzhou",
+		})
+		eventually(t, wait, "dropped instance Secret gone", absent(h, "app-a", peName))
+		eventually(t, wait, "dropped namespace Secret gone", absent(h, "app-b", eeName))
+		eventually(t, wait, "builder keeps user entries", wantSAEntries(h, t, "app-a", "builder", []string{"user-zero", "user-first", "user-second", eeName}))
+		eventually(t, wait, "default SA no longer selected", wantSAEntries(h, t, "app-a", "default", nil))
+		eventually(t, wait, "unwatched namespace cleaned", wantSAEntries(h, t, "app-b", "builder", nil))
+		if _, ok := h.sa(t, "app-a", "default").Annotations[pullsecret.AnnotationPullSecrets]; ok {
+			t.Error("ownership annotation left on an SA ferry no longer patches")
+		}
+	})
+
+	t.Run("token outage: Secret untouched, Event, recovery", func(t *testing.T) {
+		before, err := h.secret("app-a", eeName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens.setFail(errors.New("emulated outage: ServiceUnavailable"))
+		// Force a renewal attempt: a threshold longer than the token life.
+		h.applyConfig(t, map[string]string{
+			"service-account": "builder", "watch-namespace": "app-a,late", "expiring-threshold": "2h",
+			"instances": "cri-aaa@cn-hangzhou",
+		})
+		eventually(t, wait, "TokenRefreshFailed event", func() error {
+			if len(h.events(t, ReasonTokenFailed)) == 0 {
+				return errors.New("no event")
+			}
+			return nil
+		})
+		after, err := h.secret("app-a", eeName)
+		if err != nil {
+			t.Fatalf("Secret gone during outage: %v", err)
+		}
+		if string(after.Data[corev1.DockerConfigJsonKey]) != string(before.Data[corev1.DockerConfigJsonKey]) {
+			t.Error("Secret changed during the outage")
+		}
+		tokens.setFail(nil)
+		eventually(t, wait, "new token after recovery", func() error {
+			s, err := h.secret("app-a", eeName)
+			if err != nil {
+				return err
+			}
+			if s.Annotations[pullsecret.AnnotationExpiresAt] == before.Annotations[pullsecret.AnnotationExpiresAt] {
+				return errors.New("token not renewed yet")
+			}
+			return nil
+		})
+	})
+
+	t.Run("rotation: token renewed before expiry", func(t *testing.T) {
+		tokens.mu.Lock()
+		tokens.life = 6 * time.Second
+		tokens.mu.Unlock()
+		h.applyConfig(t, map[string]string{
+			"service-account": "builder", "watch-namespace": "app-a", "expiring-threshold": "4s",
+			"instances": "cri-aaa@cn-hangzhou",
+		})
+		seen := map[string]time.Time{}
+		eventually(t, 40*time.Second, "three rotations", func() error {
+			s, err := h.secret("app-a", eeName)
+			if err != nil {
+				return err
+			}
+			exp, _ := time.Parse(time.RFC3339, s.Annotations[pullsecret.AnnotationExpiresAt])
+			if time.Now().After(exp) {
+				t.Fatalf("Secret holds an expired token (expired %s)", exp)
+			}
+			auths, _ := dockerAuths(s)
+			for _, p := range auths {
+				if _, ok := seen[p]; !ok {
+					exp, _ := time.Parse(time.RFC3339, s.Annotations[pullsecret.AnnotationExpiresAt])
+					seen[p] = exp
+				}
+			}
+			if len(seen) < 4 {
+				return fmt.Errorf("%d distinct tokens so far", len(seen))
+			}
+			return nil
+		})
+	})
+
+	t.Run("deleted ConfigMap: idle, nothing removed", func(t *testing.T) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: pullsecret.ConfigMapNamespace, Name: pullsecret.ConfigMapName}}
+		if err := h.c.Delete(t.Context(), cm); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "idle", func() error {
+			if h.store.Current() != nil {
+				return errors.New("settings still in force")
+			}
+			return nil
+		})
+		// A namespace created while idle gets nothing; what ferry wrote before stays.
+		before := reconciles(t)
+		h.namespace(t, "while-idle")
+		h.settled(t, "while-idle", before)
+		if _, err := h.secret("app-a", eeName); err != nil {
+			t.Errorf("Secret removed when the ConfigMap was deleted: %v", err)
+		}
+		if got := pullSecretNames(h.sa(t, "app-a", "builder")); !slices.Contains(got, eeName) {
+			t.Errorf("ServiceAccount entries removed when the ConfigMap was deleted: %v", got)
+		}
+		if _, err := h.secret("while-idle", eeName); !apierrors.IsNotFound(err) {
+			t.Errorf("idle controller wrote a Secret (err=%v)", err)
+		}
+	})
+
+	t.Run("no token or secret in the logs", func(t *testing.T) {
+		logs := h.logs.String()
+		if len(logs) == 0 {
+			t.Fatal("no logs captured")
+		}
+		for _, tok := range tokens.allIssued() {
+			if strings.Contains(logs, tok) {
+				t.Errorf("log contains issued token %q", tok)
+			}
+		}
+	})
+}
