@@ -41,12 +41,21 @@ images: tools ## container images (ko, self-built base; multi-arch, reproducible
 	$(TOOLS_ENV) $(GO) run ./hack/images --out $(BIN)/images $(IMAGES_FLAGS)
 
 .PHONY: test
-test: tools ## unit + integration tests against real apiserver, containerd, kubelet, registries and acr-emulator
+test: tools ## unit + integration tests (-race) against real apiserver, containerd, kubelet, registries and acr-emulator
+	@mkdir -p $(BIN); rm -f $(BIN)/skipped.log
 	$(TOOLS_ENV) FERRY_REQUIRE_RIG=$${FERRY_REQUIRE_RIG:-$$( [ "$$(id -u)" = 0 ] && echo 1 || echo 0 )} \
-	  $(GO) test -count=1 -timeout 30m $(PKGS)
+	  FERRY_SKIP_LOG=$(CURDIR)/$(BIN)/skipped.log $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	@if [ -s $(BIN)/skipped.log ]; then \
+	  echo "=================================================================="; \
+	  echo "make test: $$(wc -l < $(BIN)/skipped.log) test(s) SKIPPED because a rig component is unavailable:"; \
+	  sed 's/^/  /' $(BIN)/skipped.log; \
+	  echo "Run as root after \`make tools\` to run them, or set FERRY_ALLOW_SKIP=1 to accept the skips."; \
+	  echo "=================================================================="; \
+	  [ "$${FERRY_ALLOW_SKIP:-0}" = 1 ] || exit 1; \
+	fi
 
 .PHONY: test-short
-test-short: ## unit tests only (no rig: -short)
+test-short: ## unit tests only: -short, no rig is started (no apiserver, containerd, kubelet or registry process)
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: lint

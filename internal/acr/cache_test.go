@@ -18,6 +18,7 @@ import (
 	"github.com/ferrypull/ferry/internal/cloudcred"
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 // scriptedMinter is a FAKE minter used only for the cache's timing and failure logic
@@ -81,16 +82,33 @@ func newTestCache(life time.Duration) (*Cache, *scriptedMinter, *fakeclock.Clock
 
 var ee = Instance{ID: "cri-a", Region: "cn-hangzhou"}
 
+// TestSingleFlight50Callers holds the token call open until every one of 50 callers has looked
+// into the cache and found the token due (each such lookup reads the clock), so all of them are
+// concurrent with the flight: without single flight each would make its own call.
 func TestSingleFlight50Callers(t *testing.T) {
-	c, m, _ := newTestCache(time.Hour)
-	m.hold = make(chan struct{})
+	c, m, clk := newTestCache(time.Hour)
+	var clockReads atomic.Int64
+	c.opts.Now = func() time.Time { clockReads.Add(1); return clk.Now() }
 	id := testIdentity(t, "LTAIsf")
+	if _, err := c.Token(t.Context(), id, ee, 15*time.Minute); err != nil { // an entry exists: lookups read the clock
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour) // expired: every caller must refresh
+	m.hold = make(chan struct{})
+	start := clockReads.Load()
 	var wg sync.WaitGroup
 	results := make([]Token, 50)
 	errs := make([]error, 50)
 	for i := range 50 {
 		wg.Go(func() { results[i], errs[i] = c.Token(t.Context(), id, ee, 15*time.Minute) })
 	}
+	// 50 callers' lookups + the flight's re-check, all before the token call may return.
+	poll.Until(t, "50 callers in Token and the flight started", func() error {
+		if n := clockReads.Load() - start; n < 51 || m.tokens.Load() < 2 {
+			return fmt.Errorf("%d clock reads, %d token calls", n, m.tokens.Load())
+		}
+		return nil
+	})
 	close(m.hold)
 	wg.Wait()
 	for i := range 50 {
@@ -101,8 +119,8 @@ func TestSingleFlight50Callers(t *testing.T) {
 			t.Fatalf("caller %d got a different token", i)
 		}
 	}
-	if got := c.Stats(); got.TokenCalls != 1 || got.DomainCalls != 1 {
-		t.Fatalf("stats = %+v, want exactly one token call and one domain call", got)
+	if got := c.Stats(); got.TokenCalls != 2 || got.DomainCalls != 1 {
+		t.Fatalf("stats = %+v, want exactly one token call for the 50 callers (2 in all) and one domain call", got)
 	}
 	if !slices.Equal(results[0].Domains, []string{"cri-a-registry.cn-hangzhou.cr.aliyuncs.com", "cri-a-registry-vpc.cn-hangzhou.cr.aliyuncs.com"}) {
 		t.Errorf("domains = %v", results[0].Domains)

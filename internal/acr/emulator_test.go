@@ -1,15 +1,19 @@
 package acr
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aliyun/credentials-go/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -21,6 +25,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 // These tests drive the official SDKs (cr-20181201, darabonba CallApi, sts-20150401)
@@ -257,7 +262,19 @@ func TestEmulatorCacheSingleFlightAndRotation(t *testing.T) {
 	id := akIdentity(t, e.resolver, puller, "")
 	info := e.env.Instance(t, world.DemoInstanceAHangzhou)
 	inst := Instance{ID: info.InstanceID, Region: info.RegionID}
-	cache := NewCache(e.client, CacheOptions{Logger: e.logger, Now: clk.Now, Rand: func() float64 { return 0 }})
+	// The real SDK-to-emulator minter, held open until all 50 callers are concurrent with the
+	// flight (each caller's cache lookup reads the clock once the pair has an entry).
+	held := &heldMinter{Minter: e.client, hold: make(chan struct{})}
+	var clockReads atomic.Int64
+	cache := NewCache(held, CacheOptions{Logger: e.logger, Rand: func() float64 { return 0 },
+		Now: func() time.Time { clockReads.Add(1); return clk.Now() }})
+	close(held.hold)
+	if _, err := cache.Token(t.Context(), id, inst, 45*time.Second); err != nil { // the pair gets an entry
+		t.Fatal(err)
+	}
+	clk.Advance(61 * time.Second) // expired: every caller must refresh
+	held.hold = make(chan struct{})
+	start := clockReads.Load()
 
 	var wg sync.WaitGroup
 	toks := make([]Token, 50)
@@ -265,14 +282,21 @@ func TestEmulatorCacheSingleFlightAndRotation(t *testing.T) {
 	for i := range 50 {
 		wg.Go(func() { toks[i], errs[i] = cache.Token(t.Context(), id, inst, 45*time.Second) })
 	}
+	poll.Until(t, "50 callers in Token and the flight started", func() error {
+		if n := clockReads.Load() - start; n < 51 || held.calls.Load() < 2 {
+			return fmt.Errorf("%d clock reads, %d token calls", n, held.calls.Load())
+		}
+		return nil
+	})
+	close(held.hold)
 	wg.Wait()
 	for i := range 50 {
 		if errs[i] != nil || toks[i].Password != toks[0].Password {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
 	}
-	if s := cache.Stats(); s.TokenCalls != 1 || s.DomainCalls != 1 {
-		t.Fatalf("50 concurrent callers made %+v, want one token call and one domain call", s)
+	if s := cache.Stats(); s.TokenCalls != 2 || s.DomainCalls != 1 {
+		t.Fatalf("50 concurrent callers made %+v, want one token call (2 in all) and one domain call", s)
 	}
 	first := toks[0]
 	if d := first.Expiry.Sub(clk.Now()); d <= 0 || d > 60*time.Second {
@@ -291,7 +315,7 @@ func TestEmulatorCacheSingleFlightAndRotation(t *testing.T) {
 	if err != nil || second.Password == first.Password || !second.Expiry.After(first.Expiry) {
 		t.Fatalf("not renewed: %v %v", second, err)
 	}
-	if s := cache.Stats(); s.TokenCalls != 2 || s.DomainCalls != 1 {
+	if s := cache.Stats(); s.TokenCalls != 3 || s.DomainCalls != 1 {
 		t.Fatalf("stats after one rotation = %+v", s)
 	}
 	if err := pullable(t, e.env, info.Image, second); err != nil {
@@ -379,4 +403,21 @@ func TestEmulatorInstanceIDByName(t *testing.T) {
 	if _, err := e.client.InstanceIDByName(t.Context(), puller.Credential(), "cn-hangzhou", "ferry-a"); MissingAction(err) != "cr:ListInstance" {
 		t.Errorf("without cr:ListInstance: %v", err)
 	}
+}
+
+// heldMinter passes token calls to the real minter once hold is closed, counting them.
+type heldMinter struct {
+	Minter
+	hold  chan struct{}
+	calls atomic.Int64
+}
+
+func (m *heldMinter) AuthorizationToken(ctx context.Context, cred credentials.Credential, inst Instance) (Token, error) {
+	m.calls.Add(1)
+	select {
+	case <-m.hold:
+	case <-ctx.Done():
+		return Token{}, ctx.Err()
+	}
+	return m.Minter.AuthorizationToken(ctx, cred, inst)
 }

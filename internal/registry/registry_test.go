@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -89,18 +90,36 @@ func TestRetryAfterParsing(t *testing.T) {
 	}
 }
 
+// TestRetryStopsOnCancel cancels while the transport waits (an hour) between attempts: the first
+// attempt has returned its 500 before the cancel, so the cancel can only end the wait.
 func TestRetryStopsOnCancel(t *testing.T) {
-	srv, _ := scripted(t, 500, 500, 500)
+	srv, n := scripted(t, 500, 500, 500)
+	attempted := make(chan struct{}, 3)
+	inner := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		attempted <- struct{}{}
+		return resp, err
+	})
 	ctx, cancel := context.WithCancel(t.Context())
-	c := &http.Client{Transport: NewRetry(http.DefaultTransport, RetryPolicy{Attempts: 3, Base: time.Hour, Max: time.Hour})}
+	// The transport itself, not an http.Client: the client returns on cancel by itself and
+	// would hide a transport that keeps waiting.
+	rt := NewRetry(inner, RetryPolicy{Attempts: 3, Base: time.Hour, Max: time.Hour})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
 	done := make(chan error, 1)
-	go func() { _, err := c.Do(req); done <- err }()
+	go func() { _, err := rt.RoundTrip(req); done <- err }()
+	<-attempted
 	cancel()
-	if err := <-done; err == nil {
-		t.Fatal("expected an error after cancel")
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled after the first attempt", err)
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("%d attempts, want 1 (the cancel ends the backoff)", got)
 	}
 }
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestLimit(t *testing.T) {
 	const limit = 2

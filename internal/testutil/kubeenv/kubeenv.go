@@ -68,6 +68,7 @@ func Assets() string {
 // Start starts kube-apiserver and etcd and stops them when the test ends.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
+	tools.Rig(t, "kube-apiserver and etcd")
 	assets := Assets()
 	if assets == "" {
 		tools.Require(t, "KUBEBUILDER_ASSETS is not set and bin/tools.env has none (run `make tools`)")

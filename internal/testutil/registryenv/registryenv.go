@@ -184,6 +184,7 @@ func StartDistribution(t testing.TB, opts Options) *Registry {
 // StartDocker starts Debian's docker-registry (distribution 2.8) as a child process.
 func StartDocker(t testing.TB, opts Options) *Registry {
 	t.Helper()
+	tools.Rig(t, "Debian's docker-registry")
 	bin := tools.LookPath(t, "docker-registry")
 	r, htpasswd := prepare(t, opts)
 	r.Addr = fmt.Sprintf("127.0.0.1:%d", tools.FreePort(t))

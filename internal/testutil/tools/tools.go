@@ -5,6 +5,7 @@ package tools
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,14 +14,43 @@ import (
 	"time"
 )
 
-// Require reports a missing rig component: it skips the test with the reason, or fails it when
-// FERRY_REQUIRE_RIG=1 (set by `make test` in CI) so that CI can never pass by skipping.
+// Require reports a missing rig component. Under -short (`make test-short`) it skips: unit tests need no
+// rig. With FERRY_REQUIRE_RIG=1 (CI, and `make test` as root) it fails, so CI can never pass by skipping.
+// Otherwise it skips with the reason and appends the test and reason to $FERRY_SKIP_LOG, which `make test`
+// prints at the end and fails on unless FERRY_ALLOW_SKIP=1.
 func Require(t testing.TB, format string, args ...any) {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("SKIP (-short: no rig): "+format, args...)
+	}
 	if os.Getenv("FERRY_REQUIRE_RIG") == "1" {
 		t.Fatalf("rig component unavailable (FERRY_REQUIRE_RIG=1): "+format, args...)
 	}
-	t.Skipf("SKIP (rig component unavailable): "+format, args...)
+	reason := fmt.Sprintf(format, args...)
+	if p := os.Getenv("FERRY_SKIP_LOG"); p != "" {
+		first, _, _ := strings.Cut(reason, "\n")
+		if f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			_, _ = fmt.Fprintf(f, "%s: %s\n", t.Name(), first)
+			_ = f.Close()
+		}
+	}
+	t.Skipf("SKIP (rig component unavailable): %s", reason)
+}
+
+// Rig marks the start of a rig component (apiserver, containerd, kubelet, a registry process): under -short
+// the test skips before anything starts.
+func Rig(t testing.TB, component string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("SKIP (-short: no rig): needs %s", component)
+	}
+}
+
+// Broken fails the test: a rig component that was present and started but then did not work (containerd
+// not serving, a kubelet that never registers) is a failure, never a skip.
+func Broken(t testing.TB, format string, args ...any) {
+	t.Helper()
+	t.Fatalf("rig component started but broken: "+format, args...)
 }
 
 // Env returns the value of a rig variable (KUBEBUILDER_ASSETS, FERRY_KUBELET, FERRY_PAUSE) from the
