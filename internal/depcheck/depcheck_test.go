@@ -81,7 +81,7 @@ var (
 	// reconciler or one webhook each; a webhook may import its parent internal/webhook, which holds
 	// what the webhooks share); the other areas are one feature each.
 	perChild  = []string{"internal/controller", "internal/webhook"}
-	wholeArea = []string{"internal/nodeagent", "internal/imagesync", "internal/emulator", "internal/credprovider"}
+	wholeArea = []string{"internal/nodeagent", "internal/imagesync", "internal/emulator", "internal/credprovider", "internal/imagebuild"}
 	shared    = []string{"internal/acrconfig", "internal/acr", "internal/cloudcred", "internal/registry", "internal/pullsecret",
 		"internal/dockercfg", "internal/redact", "internal/annotations", "internal/atomicfile", "internal/pki", "internal/lazyre", "internal/operator"}
 	alibabaSDKs = []string{"github.com/alibabacloud-go/", "github.com/aliyun/"}
@@ -193,6 +193,8 @@ func TestImportDirection(t *testing.T) {
 				why = "the emulator's cloud side depends on neither Kubernetes nor the Alibaba SDKs"
 			case anyUnder(p.ImportPath, "internal/emulator") && hasPrefixAny(dep, alibabaSDKs):
 				why = "the emulator depends on no Alibaba SDK (they are its clients, in tests)"
+			case anyUnder(p.ImportPath, "internal/credprovider") && hasPrefixAny(dep, []string{"k8s.io/client-go/", "sigs.k8s.io/controller-runtime", "k8s.io/kubernetes/"}):
+				why = "the credential provider runs once per image pull on every node: the kubelet's API types and nothing else of Kubernetes (no client-go, no controller-runtime)"
 			}
 			if why != "" {
 				t.Errorf("%s depends on %s: %s", self, dep, why)
