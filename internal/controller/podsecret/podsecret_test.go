@@ -199,6 +199,29 @@ func TestEnsureRefreshAndCollect(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("an edited instance annotation is a terminal error; the Secret stays", func(t *testing.T) {
+		n, err := e.EnsureInstanceSecret(ctx, "app", inst, annotations.RoleChain{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := &corev1.Secret{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "app", Name: n}, cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Annotations[pullsecret.AnnotationInstance] = "cn-beijing:cri-elsewhere"              // names another Secret
+		cur.Annotations[pullsecret.AnnotationExpiresAt] = clock.Now().UTC().Format(time.RFC3339) // due for renewal
+		if err := c.Update(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "app", Name: n}})
+		if !errors.Is(err, reconcile.TerminalError(nil)) || !strings.Contains(err.Error(), "cannot be renewed") {
+			t.Fatalf("err = %v, want a terminal error", err)
+		}
+		after := &corev1.Secret{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "app", Name: n}, after); err != nil || password(t, after) != password(t, cur) {
+			t.Fatalf("Secret changed or gone: %v", err)
+		}
+	})
 	t.Run("a same-named Secret ferry does not own is left alone", func(t *testing.T) {
 		other := annotations.InstanceRef{RegionID: "cn-beijing", InstanceID: "cri-theirs"}
 		mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: SecretName(other.InstanceID, annotations.RoleChain{})},

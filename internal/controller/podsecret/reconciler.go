@@ -102,8 +102,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	if !fresh(s, now, threshold) {
 		inst, chain, err := parseSecret(s)
 		if err != nil {
-			logger.Error(err, "annotation-minted Secret cannot be renewed; leaving it", "secret", s.Name)
-			return ctrl.Result{}, nil
+			// Edited annotations cannot be fixed by retrying: a terminal error (logged and counted by
+			// controller-runtime, not requeued); the Secret stays as it is.
+			return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("annotation-minted Secret %s/%s cannot be renewed; leaving it: %w", s.Namespace, s.Name, err))
 		}
 		tok, err := r.Minter.Mint(ctx, inst, chain, threshold)
 		if err != nil {
