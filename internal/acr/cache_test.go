@@ -82,6 +82,40 @@ func newTestCache(life time.Duration) (*Cache, *scriptedMinter, *fakeclock.Clock
 
 var ee = Instance{ID: "cri-a", Region: "cn-hangzhou"}
 
+// concurrentCallers asks c for the token from 50 goroutines while the token call is held, and
+// releases it (release) only once every caller has looked into the cache — each lookup of a pair
+// with an entry reads the clock (clockReads) — and the flight has reached the minter (calls ≥ 2,
+// the first call having made the entry). It returns the 50 tokens, all equal and non-empty.
+func concurrentCallers(t *testing.T, c *Cache, id *cloudcred.Identity, inst Instance, minValidity time.Duration,
+	clockReads *atomic.Int64, calls func() int64, release func()) []Token {
+	t.Helper()
+	start := clockReads.Load()
+	var wg sync.WaitGroup
+	toks := make([]Token, 50)
+	errs := make([]error, 50)
+	for i := range 50 {
+		wg.Go(func() { toks[i], errs[i] = c.Token(t.Context(), id, inst, minValidity) })
+	}
+	// 50 callers' lookups + the flight's re-check, all before the token call may return.
+	poll.Until(t, "50 callers in Token and the flight started", func() error {
+		if n := clockReads.Load() - start; n < 51 || calls() < 2 {
+			return fmt.Errorf("%d clock reads, %d token calls", n, calls())
+		}
+		return nil
+	})
+	release()
+	wg.Wait()
+	for i := range 50 {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if toks[i].Password != toks[0].Password || toks[i].Password.IsZero() {
+			t.Fatalf("caller %d got a different token", i)
+		}
+	}
+	return toks
+}
+
 // TestSingleFlight50Callers holds the token call open until every one of 50 callers has looked
 // into the cache and found the token due (each such lookup reads the clock), so all of them are
 // concurrent with the flight: without single flight each would make its own call.
@@ -95,30 +129,7 @@ func TestSingleFlight50Callers(t *testing.T) {
 	}
 	clk.Advance(time.Hour) // expired: every caller must refresh
 	m.hold = make(chan struct{})
-	start := clockReads.Load()
-	var wg sync.WaitGroup
-	results := make([]Token, 50)
-	errs := make([]error, 50)
-	for i := range 50 {
-		wg.Go(func() { results[i], errs[i] = c.Token(t.Context(), id, ee, 15*time.Minute) })
-	}
-	// 50 callers' lookups + the flight's re-check, all before the token call may return.
-	poll.Until(t, "50 callers in Token and the flight started", func() error {
-		if n := clockReads.Load() - start; n < 51 || m.tokens.Load() < 2 {
-			return fmt.Errorf("%d clock reads, %d token calls", n, m.tokens.Load())
-		}
-		return nil
-	})
-	close(m.hold)
-	wg.Wait()
-	for i := range 50 {
-		if errs[i] != nil {
-			t.Fatalf("caller %d: %v", i, errs[i])
-		}
-		if results[i].Password != results[0].Password || results[i].Password.IsZero() {
-			t.Fatalf("caller %d got a different token", i)
-		}
-	}
+	results := concurrentCallers(t, c, id, ee, 15*time.Minute, &clockReads, m.tokens.Load, func() { close(m.hold) })
 	if got := c.Stats(); got.TokenCalls != 2 || got.DomainCalls != 1 {
 		t.Fatalf("stats = %+v, want exactly one token call for the 50 callers (2 in all) and one domain call", got)
 	}

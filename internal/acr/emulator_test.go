@@ -3,12 +3,10 @@ package acr
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,7 +23,6 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/fakeclock"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
-	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 // These tests drive the official SDKs (cr-20181201, darabonba CallApi, sts-20150401)
@@ -274,27 +271,7 @@ func TestEmulatorCacheSingleFlightAndRotation(t *testing.T) {
 	}
 	clk.Advance(61 * time.Second) // expired: every caller must refresh
 	held.hold = make(chan struct{})
-	start := clockReads.Load()
-
-	var wg sync.WaitGroup
-	toks := make([]Token, 50)
-	errs := make([]error, 50)
-	for i := range 50 {
-		wg.Go(func() { toks[i], errs[i] = cache.Token(t.Context(), id, inst, 45*time.Second) })
-	}
-	poll.Until(t, "50 callers in Token and the flight started", func() error {
-		if n := clockReads.Load() - start; n < 51 || held.calls.Load() < 2 {
-			return fmt.Errorf("%d clock reads, %d token calls", n, held.calls.Load())
-		}
-		return nil
-	})
-	close(held.hold)
-	wg.Wait()
-	for i := range 50 {
-		if errs[i] != nil || toks[i].Password != toks[0].Password {
-			t.Fatalf("caller %d: %v", i, errs[i])
-		}
-	}
+	toks := concurrentCallers(t, cache, id, inst, 45*time.Second, &clockReads, held.calls.Load, func() { close(held.hold) })
 	if s := cache.Stats(); s.TokenCalls != 2 || s.DomainCalls != 1 {
 		t.Fatalf("50 concurrent callers made %+v, want one token call (2 in all) and one domain call", s)
 	}
