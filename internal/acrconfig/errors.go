@@ -85,3 +85,29 @@ func show(v any) string {
 		return s
 	}
 }
+
+// NoteLimit is the longest Event note the API server accepts (events.k8s.io: 1 KB).
+const NoteLimit = 1024
+
+// WarningsNote renders warnings as one Event note, "2 warnings: field: message; field: message",
+// cut to NoteLimit with "… and N more (see the log)". One Event for all: the events.k8s.io
+// recorder folds Events with the same reason and object into one series and keeps only the
+// first message, so one Event per warning would show the first of them.
+func WarningsNote(warns []Warning) string {
+	head := "1 warning: "
+	if len(warns) != 1 {
+		head = fmt.Sprintf("%d warnings: ", len(warns))
+	}
+	parts := make([]string, len(warns))
+	for i, w := range warns {
+		parts[i] = w.String()
+	}
+	note := head + strings.Join(parts, "; ")
+	for n := len(parts) - 1; len(note) > NoteLimit && n > 0; n-- {
+		note = head + strings.Join(parts[:n], "; ") + fmt.Sprintf("; and %d more (see the log)", len(parts)-n)
+	}
+	if len(note) > NoteLimit {
+		note = note[:NoteLimit-3] + "..."
+	}
+	return note
+}

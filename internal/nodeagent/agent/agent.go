@@ -183,6 +183,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 		reconciles.WithLabelValues("error").Inc()
 		return ctrl.Result{}, fmt.Errorf("list pods: %w", err)
 	}
+	events := r.newEvents()
 	wants := map[string]*want{}
 	refused := map[string]bool{}
 	alive := map[types.UID]bool{}
@@ -196,14 +197,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 		reqs, err := annotations.PodRegistryRequests(pod)
 		if err != nil {
 			if onNode {
-				r.eventOnce(pod, corev1.EventTypeWarning, ReasonInvalid, "", "%v; no registry configuration written for this Pod", err)
+				events.once(pod, corev1.EventTypeWarning, ReasonInvalid, "", "%v; no registry configuration written for this Pod", err)
 			}
 			continue
 		}
 		for _, req := range reqs {
 			if !r.opts.Allowlist.Allows(req.Host) {
 				refused[req.Host] = true
-				if onNode && r.eventOnce(pod, corev1.EventTypeWarning, ReasonNotAllowed, req.Host,
+				if onNode && events.once(pod, corev1.EventTypeWarning, ReasonNotAllowed, req.Host,
 					"annotation %s: host %q is not in node-agent's --allowed-registries; TLS is not weakened for it and pulls from it will fail",
 					req.Annotation, req.Host) {
 					refusals.WithLabelValues(req.Annotation).Inc()
@@ -250,16 +251,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 		status.Failed = append(status.Failed, h)
 		writeErrors.Inc()
 		for _, p := range wants[h].pods {
-			r.eventOnce(p, corev1.EventTypeWarning, ReasonConfigFailed, h, "annotation %s: could not configure host %q on node %s: %v",
+			events.once(p, corev1.EventTypeWarning, ReasonConfigFailed, h, "annotation %s: could not configure host %q on node %s: %v",
 				wants[h].ann, h, r.opts.NodeName, applyErr)
 		}
 	}
-	for h, m := range status.Ready {
+	for _, h := range slices.Sorted(maps.Keys(status.Ready)) {
 		for _, p := range wants[h].pods {
-			r.eventOnce(p, corev1.EventTypeNormal, ReasonConfigured, h,
-				"annotation %s: node %s reaches registry %q with %s (node-wide setting)", wants[h].ann, r.opts.NodeName, h, describe(m))
+			events.once(p, corev1.EventTypeNormal, ReasonConfigured, h,
+				"annotation %s: node %s reaches registry %q with %s (node-wide setting)", wants[h].ann, r.opts.NodeName, h, describe(status.Ready[h]))
 		}
 	}
+	events.flush()
 	hostsGauge.Reset()
 	for _, m := range res.Owned {
 		hostsGauge.WithLabelValues(string(m)).Inc()
@@ -297,22 +299,68 @@ func describe(m annotations.RegistryMode) string {
 	return "TLS verification disabled"
 }
 
-// eventOnce emits an Event on pod once per (pod, reason, host) and
+// eventNoteLimit is the longest Event note the API server accepts (events.k8s.io: 1 KB).
+const eventNoteLimit = 1024
+
+// podEvents collects one reconcile's Events per (Pod, reason) and emits each as one Event that
+// lists every host: the events.k8s.io recorder folds Events with the same reason and object into
+// one series and keeps only the first message, so one Event per host would show a Pod's first
+// plain-HTTP host and hide the second.
+type podEvents struct {
+	r     *Reconciler
+	order []string
+	m     map[string]*podEvent
+}
+
+type podEvent struct {
+	pod               *corev1.Pod
+	eventType, reason string
+	msgs              []string
+}
+
+func (r *Reconciler) newEvents() *podEvents { return &podEvents{r: r, m: map[string]*podEvent{}} }
+
+// once adds a message for (pod, reason, host) unless one was already emitted for it, and
 // reports whether it did.
-func (r *Reconciler) eventOnce(pod *corev1.Pod, eventType, reason, host, format string, args ...any) bool {
+func (b *podEvents) once(pod *corev1.Pod, eventType, reason, host, format string, args ...any) bool {
 	key := string(pod.UID) + "/" + reason + "/" + host
-	r.mu.Lock()
-	done := r.reported[key]
-	r.reported[key] = true
-	r.mu.Unlock()
+	b.r.mu.Lock()
+	done := b.r.reported[key]
+	b.r.reported[key] = true
+	b.r.mu.Unlock()
 	if done {
 		return false
 	}
-	if r.opts.Recorder != nil {
-		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
-		r.opts.Recorder.Eventf(ref, nil, eventType, reason, "ConfigureRegistry", format, args...)
+	k := string(pod.UID) + "/" + reason
+	e, ok := b.m[k]
+	if !ok {
+		e = &podEvent{pod: pod, eventType: eventType, reason: reason}
+		b.m[k] = e
+		b.order = append(b.order, k)
 	}
+	e.msgs = append(e.msgs, fmt.Sprintf(format, args...))
 	return true
+}
+
+// flush emits one Event per (Pod, reason). The reference carries the Pod's resourceVersion, so
+// an annotation edit starts a new series instead of being folded into the last one.
+func (b *podEvents) flush() {
+	if b.r.opts.Recorder == nil {
+		return
+	}
+	for _, k := range b.order {
+		e := b.m[k]
+		note := strings.Join(e.msgs, "; ")
+		for n := len(e.msgs) - 1; len(note) > eventNoteLimit && n > 0; n-- {
+			note = strings.Join(e.msgs[:n], "; ") + fmt.Sprintf("; and %d more (see the node's %s annotation)", len(e.msgs)-n, annotations.NodeRegistryStatusAnnotation)
+		}
+		if len(note) > eventNoteLimit {
+			note = note[:eventNoteLimit-3] + "..."
+		}
+		p := e.pod
+		ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}
+		b.r.opts.Recorder.Eventf(ref, nil, e.eventType, e.reason, "ConfigureRegistry", "%s", note)
+	}
 }
 
 func (r *Reconciler) forget(alive map[types.UID]bool) {

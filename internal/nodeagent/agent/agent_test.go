@@ -291,3 +291,47 @@ func TestAgentNodeScopeNeedsNoLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentAuditsEveryHost: a Pod asking for two plain-HTTP hosts and one insecure host. The
+// events.k8s.io recorder folds Events with the same reason and object into one and keeps the
+// first message, so one Event per host showed only one of the plain-HTTP hosts; every TLS
+// downgrade must be visible.
+func TestAgentAuditsEveryHost(t *testing.T) {
+	env := kubeenv.Start(t)
+	ctx, c := t.Context(), env.Client
+	for _, o := range []client.Object{
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "default"}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startAgent(t, env, "n1", t.TempDir(), "*.ferry.test")
+	pod := registryPod("app", "two-hosts", "n1", map[string]string{
+		annotations.PlainHTTPRegistry: "a.ferry.test:5000,b.ferry.test:5000",
+		annotations.InsecureRegistry:  "c.ferry.test",
+	}, "a.ferry.test:5000/x:1")
+	if err := c.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "every configured host in an Event", func() error {
+		var evs corev1.EventList
+		if err := c.List(ctx, &evs, client.InNamespace("app")); err != nil {
+			return err
+		}
+		var all string
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == "two-hosts" && e.Reason == ReasonConfigured {
+				all += e.Message + "\n"
+			}
+		}
+		for _, want := range []string{`"a.ferry.test:5000" with plain HTTP`, `"b.ferry.test:5000" with plain HTTP`, `"c.ferry.test" with TLS verification disabled`} {
+			if !strings.Contains(all, want) {
+				return fmt.Errorf("no Event says %s; %s Events:\n%s", want, ReasonConfigured, all)
+			}
+		}
+		return nil
+	})
+}
