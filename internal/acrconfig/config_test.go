@@ -198,16 +198,16 @@ func TestTokenModeAndOptions(t *testing.T) {
 }
 
 func TestWarningsNote(t *testing.T) {
-	ws := []Warning{{"a", "one"}, {"b", "two"}}
+	ws := []string{"a: one", "b: two"}
 	if got := WarningsNote(ws); got != "2 warnings: a: one; b: two" {
 		t.Errorf("note %q", got)
 	}
 	if got := WarningsNote(ws[:1]); got != "1 warning: a: one" {
 		t.Errorf("note %q", got)
 	}
-	var many []Warning
+	var many []string
 	for i := range 40 {
-		many = append(many, Warning{fmt.Sprintf("acr-registry-info[%d].domains", i), strings.Repeat("x", 40)})
+		many = append(many, fmt.Sprintf("acr-registry-info[%d].domains: %s", i, strings.Repeat("x", 40)))
 	}
 	got := WarningsNote(many)
 	if len(got) > NoteLimit || !strings.HasPrefix(got, "40 warnings: acr-registry-info[0].domains") || !strings.Contains(got, " more (see the log)") {

@@ -89,18 +89,14 @@ func show(v any) string {
 // NoteLimit is the longest Event note the API server accepts (events.k8s.io: 1 KB).
 const NoteLimit = 1024
 
-// WarningsNote renders warnings as one Event note, "2 warnings: field: message; field: message",
-// cut to NoteLimit with "… and N more (see the log)". One Event for all: the events.k8s.io
-// recorder folds Events with the same reason and object into one series and keeps only the
-// first message, so one Event per warning would show the first of them.
-func WarningsNote(warns []Warning) string {
+// WarningsNote renders warnings ("field: message" each) as one Event note, "2 warnings:
+// field: message; field: message", cut to NoteLimit with "… and N more (see the log)". One Event
+// for all: the events.k8s.io recorder folds Events with the same reason and object into one
+// series and keeps only the first message, so one Event per warning would show the first.
+func WarningsNote(parts []string) string {
 	head := "1 warning: "
-	if len(warns) != 1 {
-		head = fmt.Sprintf("%d warnings: ", len(warns))
-	}
-	parts := make([]string, len(warns))
-	for i, w := range warns {
-		parts[i] = w.String()
+	if len(parts) != 1 {
+		head = fmt.Sprintf("%d warnings: ", len(parts))
 	}
 	note := head + strings.Join(parts, "; ")
 	for n := len(parts) - 1; len(note) > NoteLimit && n > 0; n-- {

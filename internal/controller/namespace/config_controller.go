@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ferrypull/ferry/internal/acrconfig"
 	"github.com/ferrypull/ferry/internal/pullsecret"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -98,9 +99,13 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 		r.recorder().Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigInvalid, "Load", "invalid configuration, %s: %v", keeping, err)
 		return ctrl.Result{}, nil // a new edit triggers the next attempt
 	}
+	var notes []string
 	for _, w := range warnings {
 		logger.Info("acr-configuration warning", "field", w.Field, "warning", w.Message)
-		r.recorder().Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigWarning, "Load", "%s: %s", w.Field, w.Message)
+		notes = append(notes, w.Field+": "+w.Message)
+	}
+	if len(notes) > 0 { // one Event for all: the recorder folds same-reason Events into the first
+		r.recorder().Eventf(cm, nil, corev1.EventTypeWarning, ReasonConfigWarning, "Load", "%s", acrconfig.WarningsNote(notes))
 	}
 	r.Store.Set(settings)
 	pullsecret.ConfigValid.Set(1)
