@@ -135,6 +135,7 @@ type Engine struct {
 	srcHeads map[string]*headEntry
 
 	variant string // the platform filter, as recorded in the state
+	bg      sync.WaitGroup // SpotCheck's goroutines; Run joins them
 	trustMu sync.Mutex
 	trust   map[string]*trustGate // destination registry → spot-check verdict
 }
@@ -418,7 +419,8 @@ func (e *Engine) checkState(ctx context.Context, t plan.Task, st *checked, res *
 // the newest remembered reference under the run's destinations (registry/repository names, or bare
 // registries), so that tasks find the verdict ready instead of waiting for their own spot check.
 // Choosing among this run's destinations keeps the check within what its credentials may read.
-// Calling it is optional.
+// Calling it is optional; Run waits for the checks it started before returning, so none outlives
+// the run (nor races the caller's saving of the state).
 func (e *Engine) SpotCheck(ctx context.Context, destinations []string) {
 	if e.o.State == nil || e.o.Force {
 		return
@@ -445,7 +447,7 @@ func (e *Engine) SpotCheck(ctx context.Context, destinations []string) {
 			continue
 		}
 		if g, first := e.gate(host); first {
-			go e.settle(g, host, func() (bool, bool) { return e.verifyEntry(ctx, ref, ent) })
+			e.bg.Go(func() { e.settle(g, host, func() (bool, bool) { return e.verifyEntry(ctx, ref, ent) }) })
 		}
 	}
 }
@@ -830,6 +832,7 @@ func (e *Engine) stage(res *Result, counter *atomic.Int64, start time.Time, f fu
 // cheap HEAD comparisons at once, and o.Jobs transfers at once; unchanged images never reach the
 // second stage.
 func (e *Engine) Run(ctx context.Context, tasks []plan.Task, o RunOptions) []Result {
+	defer e.bg.Wait() // the spot checks SpotCheck started end with the run
 	if o.Jobs <= 0 {
 		o.Jobs = 1
 	}

@@ -180,3 +180,40 @@ func TestStateRerunIsOneSourceHeadPerTag(t *testing.T) {
 		t.Errorf("dry run changed the state file:\n%s\n---\n%s", before, after)
 	}
 }
+
+// TestRunJoinsSpotChecks: a spot check SpotCheck starts in the background is over when Run returns
+// (here with nothing to copy, so Run itself takes no time): no goroutine outlives the run, and the
+// verdict (and a dropped state) is in place before the caller saves the state.
+func TestRunJoinsSpotChecks(t *testing.T) {
+	f := corpus(t)
+	dir := t.TempDir()
+	clk := fakeclock.New(time.Now())
+	pairs := f.rerunPairs()
+	stateRun(t, dir, clk, Options{}, pairs...) // remembers the destination
+	var dsts []string
+	for _, p := range pairs {
+		dsts = append(dsts, p[1])
+	}
+	st, err := state.Open(dir, RegistryHosts(dsts), time.Hour, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, c := newEngine(t, nil, Options{State: st})
+	e.SpotCheck(t.Context(), dsts)
+	e.Run(t.Context(), nil, RunOptions{Jobs: 1})
+	e.trustMu.Lock()
+	defer e.trustMu.Unlock()
+	if len(e.trust) == 0 {
+		t.Fatal("no spot check started")
+	}
+	for host, g := range e.trust {
+		select {
+		case <-g.done:
+		default:
+			t.Errorf("spot check of %s still running after Run returned", host)
+		}
+	}
+	if n := c.count(f.dst.Addr, "HEAD", ""); n != 1 {
+		t.Errorf("%d spot-check HEADs at the destination, want 1", n)
+	}
+}
