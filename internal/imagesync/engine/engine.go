@@ -134,7 +134,7 @@ type Engine struct {
 	srcMu    sync.Mutex
 	srcHeads map[string]*headEntry
 
-	variant string // the platform filter, as recorded in the state
+	variant string         // the platform filter, as recorded in the state
 	bg      sync.WaitGroup // SpotCheck's goroutines; Run joins them
 	trustMu sync.Mutex
 	trust   map[string]*trustGate // destination registry → spot-check verdict
