@@ -65,6 +65,8 @@ type Flags struct {
 
 	dryRun       bool
 	reportFile   string
+	shard        string
+	shardSel     plan.Shard
 	platformMode string
 	perHost      int
 	blobJobs     int
@@ -148,6 +150,8 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.Lookup("log-format").Usage = "log format: text (image-syncer 1.5.5's lines, the default) or json (one JSON object a line); secrets are redacted either way"
 	pf.StringVar(&f.stateDir, "state-dir", defaultStateDir(), `directory of state files (one per destination registry) remembering what each destination holds, so an unchanged tag costs one source HEAD ("" disables)`)
 	pf.DurationVar(&f.stateTTL, "state-ttl", time.Hour, "trust a remembered destination tag for between half of this and this long, then check it again (0: always check)")
+	pf.StringVar(&f.shard, "shard", "", "copy only the source repositories of shard i of n (i/n, 0 <= i < n; each repository goes to exactly one shard by a stable hash), or auto: i from $JOB_COMPLETION_INDEX, n from $JOB_COMPLETIONS (Kubernetes Indexed Jobs); combine the shards' --report files with `image-syncer report merge`")
+	cmd.AddCommand(newReportCommand(s))
 	return cmd
 }
 
@@ -287,6 +291,12 @@ func run(ctx context.Context, f *Flags, o Options, s operator.Streams) error {
 	if f.stateTTL < 0 {
 		return &configError{fmt.Errorf("--state-ttl %s: must not be negative", f.stateTTL)}
 	}
+	if f.shardSel, err = plan.ParseShard(f.shard, os.Getenv); err != nil {
+		return &configError{err}
+	}
+	if sh := f.shardSel.String(); sh != "" {
+		log.Infof("shard %s: copying the source repositories of this shard only", sh)
+	}
 	var m *metrics
 	if operator.Enabled(f.MetricsAddr) || o.MetricsListener != nil {
 		if m, err = serveMetrics(ctx, f.MetricsAddr, o.MetricsListener, log); err != nil {
@@ -407,7 +417,7 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 	eng.SpotCheck(ctx, dsts) // while the tags are listed
 
 	// tag and catalog listings are cheap GETs: list as widely as the HEAD checks run
-	expanded := plan.Expand(ctx, rules, eng, max(4*f.proc, 16))
+	expanded := plan.ExpandShard(ctx, rules, eng, max(4*f.proc, 16), f.shardSel)
 	failedRule := map[int]bool{}
 	for _, re := range expanded.Failed {
 		failedRule[re.Rule] = true

@@ -77,10 +77,19 @@ func ref(repo, id string) string {
 // Expand turns rules into tasks, listing tags (and catalogs for namespace rules) with up to
 // parallel concurrent calls. A destination reached twice is kept once.
 func Expand(ctx context.Context, rules []config.Rule, l Lister, parallel int) Result {
+	return ExpandShard(ctx, rules, l, parallel, Shard{})
+}
+
+// ExpandShard is Expand for one shard: only the source repositories the shard has are expanded
+// (their tags listed); a namespace rule's catalog is listed by every shard. Conflicts (two sources,
+// one destination tag) are found among this shard's tasks; across shards the merged report finds
+// them (report.Merge).
+func ExpandShard(ctx context.Context, rules []config.Rule, l Lister, parallel int, shard Shard) Result {
 	if parallel < 1 {
 		parallel = 1
 	}
 	per := make([][]Task, len(rules))
+	mine := make([]bool, len(rules)) // the rule has a repository in this shard
 	errs := make([]*RuleError, len(rules))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -100,7 +109,8 @@ func Expand(ctx context.Context, rules []config.Rule, l Lister, parallel int) Re
 					errs[i] = &RuleError{Rule: i, Source: rules[i].Source, Destination: rules[i].Destination, Err: fmt.Errorf("internal error: %v", p)}
 				}
 			}()
-			ts, err := expandOne(ctx, i, rules[i], l)
+			ts, has, err := expandOne(ctx, i, rules[i], l, shard)
+			mine[i] = has
 			if err != nil {
 				errs[i] = &RuleError{Rule: i, Source: rules[i].Source, Destination: rules[i].Destination, Err: err}
 				return
@@ -116,7 +126,7 @@ func Expand(ctx context.Context, rules []config.Rule, l Lister, parallel int) Re
 			res.Failed = append(res.Failed, errs[i])
 			continue
 		}
-		if len(per[i]) == 0 {
+		if len(per[i]) == 0 && mine[i] {
 			res.Empty = append(res.Empty, i)
 		}
 		for _, t := range per[i] {
@@ -159,18 +169,18 @@ func conflicts(tasks []Task) ([]Task, []*Conflict) {
 	return kept, out
 }
 
-func expandOne(ctx context.Context, i int, r config.Rule, l Lister) ([]Task, error) {
+func expandOne(ctx context.Context, i int, r config.Rule, l Lister, shard Shard) (_ []Task, has bool, _ error) {
 	rules := []config.Rule{r}
 	if r.Src.Namespace {
 		repos, err := l.Catalog(ctx, r.Src.Registry)
 		if err != nil {
-			return nil, fmt.Errorf("list catalog of %s: %w", r.Src.Registry, err)
+			return nil, true, fmt.Errorf("list catalog of %s: %w", r.Src.Registry, err)
 		}
 		sort.Strings(repos)
 		rules = rules[:0]
 		for _, repo := range repos {
 			if err := config.CheckRepositoryPath(repo); err != nil {
-				return nil, fmt.Errorf("the catalog of %s lists %q: %w", r.Src.Registry, repo, err)
+				return nil, true, fmt.Errorf("the catalog of %s lists %q: %w", r.Src.Registry, repo, err)
 			}
 			if nr, ok := r.ForRepository(repo); ok {
 				rules = append(rules, nr)
@@ -179,11 +189,15 @@ func expandOne(ctx context.Context, i int, r config.Rule, l Lister) ([]Task, err
 	}
 	var out []Task
 	for _, rr := range rules {
+		if !shard.Has(rr.Src.Name()) {
+			continue
+		}
+		has = true
 		var tags []string
 		if rr.NeedsTagList() {
 			all, err := l.Tags(ctx, rr.Src.Name())
 			if err != nil {
-				return nil, fmt.Errorf("list tags of %s: %w", rr.Src.Name(), err)
+				return nil, true, fmt.Errorf("list tags of %s: %w", rr.Src.Name(), err)
 			}
 			tags = rr.SelectTags(all)
 		}
@@ -195,5 +209,8 @@ func expandOne(ctx context.Context, i int, r config.Rule, l Lister) ([]Task, err
 			})
 		}
 	}
-	return out, nil
+	if len(rules) == 0 { // an empty catalog: reported once, by shard 0
+		has = shard.Count <= 1 || shard.Index == 0
+	}
+	return out, has, nil
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -182,4 +184,70 @@ func (r *Report) WriteSuccessImages(path, format string) error {
 		return fmt.Errorf("write success images: %w", err)
 	}
 	return nil
+}
+
+// Read reads a report written by WriteJSON.
+func Read(path string) (*Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("report %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// Merge combines the reports of the shards of one run into one with the same schema: every source
+// image once (the destinations of an image reported by two shards are joined), the summary summed
+// (started: the earliest, finished: the latest). conflicts names every destination written by more
+// than one source image across the reports — a mistake that no single shard can see.
+func Merge(reports []*Report) (merged *Report, conflicts []string) {
+	b := NewBuilder(time.Time{}, false)
+	var finished time.Time
+	writers := map[string][]string{} // destination ref → sources that wrote or planned it
+	for _, r := range reports {
+		s := r.Summary
+		if b.r.Summary.Started.IsZero() || !s.Started.IsZero() && s.Started.Before(b.r.Summary.Started) {
+			b.r.Summary.Started = s.Started
+		}
+		if s.Finished.After(finished) {
+			finished = s.Finished
+		}
+		b.r.Summary.DryRun = b.r.Summary.DryRun || s.DryRun
+		for _, img := range r.Images {
+			for _, d := range img.Destinations {
+				b.addMerged(img, d)
+				if d.Status != "failed" && !slices.Contains(writers[d.Ref], img.Source) {
+					writers[d.Ref] = append(writers[d.Ref], img.Source)
+				}
+			}
+			if len(img.Destinations) == 0 { // a failed rule without destinations
+				b.addMerged(img, Destination{Status: img.Status, Error: img.Error})
+			}
+		}
+	}
+	for ref, srcs := range writers {
+		if len(srcs) > 1 {
+			sort.Strings(srcs)
+			conflicts = append(conflicts, fmt.Sprintf("destination %s is written by %d sources (%s)", ref, len(srcs), strings.Join(srcs, ", ")))
+		}
+	}
+	sort.Strings(conflicts)
+	return b.Done(finished), conflicts
+}
+
+// addMerged adds a destination already redacted by the shard that wrote it.
+func (b *Builder) addMerged(img *Image, d Destination) {
+	err := d.Error
+	d.Error = ""
+	b.Add(img.Source, img.Digest, d, nil)
+	if err != "" {
+		last := b.index[img.Source]
+		last.Destinations[len(last.Destinations)-1].Error = err
+		if last.Error == "" {
+			last.Error = err
+		}
+	}
 }
