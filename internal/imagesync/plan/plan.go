@@ -13,6 +13,12 @@ import (
 	"github.com/ferrypull/ferry/internal/imagesync/config"
 )
 
+// NamespaceLister is optionally implemented by a Lister that can list a namespace's repositories
+// when the catalog is refused (Harbor's project API); expand uses it for namespace rules.
+type NamespaceLister interface {
+	Repositories(ctx context.Context, registry, namespace string) ([]string, error)
+}
+
 // Lister reads tag lists and the catalog of source registries.
 type Lister interface {
 	Tags(ctx context.Context, repo string) ([]string, error)        // repo = registry/repository
@@ -172,7 +178,13 @@ func conflicts(tasks []Task) ([]Task, []*Conflict) {
 func expandOne(ctx context.Context, i int, r config.Rule, l Lister, shard Shard) (_ []Task, has bool, _ error) {
 	rules := []config.Rule{r}
 	if r.Src.Namespace {
-		repos, err := l.Catalog(ctx, r.Src.Registry)
+		var repos []string
+		var err error
+		if nl, ok := l.(NamespaceLister); ok {
+			repos, err = nl.Repositories(ctx, r.Src.Registry, r.Src.Repository)
+		} else {
+			repos, err = l.Catalog(ctx, r.Src.Registry)
+		}
 		if err != nil {
 			return nil, true, fmt.Errorf("list catalog of %s: %w", r.Src.Registry, err)
 		}
