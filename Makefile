@@ -64,6 +64,11 @@ lint: ## gofmt, go vet, staticcheck (from the Go module proxy)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## every fuzz target for FUZZTIME each (default 30s; nightly: FUZZTIME=10m); new corpus entries kept in testdata/fuzz
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash hack/fuzz.sh
+
 .PHONY: fuzz-smoke
 fuzz-smoke: ## run every fuzz target for a few seconds
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

@@ -239,3 +239,26 @@ func TestErrorsNotOverRedacted(t *testing.T) {
 		t.Errorf("duplicate secret key: %v", err)
 	}
 }
+
+// TestHostileDocuments: alias bombs, deep nesting and oversized values in acr-configuration are
+// refused with an error naming the key, in bounded memory.
+func TestHostileDocuments(t *testing.T) {
+	bomb := "a: &a [x,x,x,x,x,x,x,x,x]\n"
+	prev := "a"
+	for _, c := range "bcdefghij" {
+		bomb += fmt.Sprintf("%c: &%c [*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s]\n", c, c, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = string(c)
+	}
+	for _, tc := range []struct{ key, doc, want string }{
+		{KeyACRRegistryInfo, bomb, "acr-registry-info: is not valid YAML or JSON: yaml: document contains excessive aliasing"},
+		{KeyWebhook, bomb, "webhook-configuration: is not valid YAML or JSON: yaml: document contains excessive aliasing"},
+		{KeyACRRegistryInfo, strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "acr-registry-info: is not valid YAML or JSON: yaml: exceeded max depth"},
+		{KeyRRSA, strings.Repeat("- ", 50000) + "x", "rrsa: is not valid YAML or JSON: yaml: exceeded max depth"},
+		{KeyACRRegistryInfo, "- instanceId: " + strings.Repeat("x", MaxValueSize), "acr-registry-info: is 1048590 bytes, more than 1048576"},
+	} {
+		_, _, err := Parse(map[string]string{tc.key: tc.doc}, hz)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %.300v, want %q", tc.key, err, tc.want)
+		}
+	}
+}

@@ -342,10 +342,11 @@ func (w *World) AccountByName(name string) (*Account, bool) {
 // RootARN returns acs:ram::<uid>:root.
 func (a *Account) RootARN() string { return "acs:ram::" + a.UID + ":root" }
 
-// User returns the named RAM user.
+// User returns the named RAM user. The lookups skip null entries, which validation reports
+// while it is still resolving references (a world.yaml with "roles: [null]" panicked).
 func (a *Account) User(name string) (*User, bool) {
 	for _, u := range a.Users {
-		if u.Name == name {
+		if u != nil && u.Name == name {
 			return u, true
 		}
 	}
@@ -355,7 +356,7 @@ func (a *Account) User(name string) (*User, bool) {
 // Role returns the named role (role names are case-insensitive in RAM).
 func (a *Account) Role(name string) (*Role, bool) {
 	for _, r := range a.Roles {
-		if strings.EqualFold(r.Name, name) {
+		if r != nil && strings.EqualFold(r.Name, name) {
 			return r, true
 		}
 	}
@@ -365,7 +366,7 @@ func (a *Account) Role(name string) (*Role, bool) {
 // Policy returns a custom policy of the account, or a system policy.
 func (a *Account) Policy(name string) (*PolicyDocument, bool) {
 	for _, p := range a.Policies {
-		if p.Name == name {
+		if p != nil && p.Name == name {
 			return &p.Document, true
 		}
 	}
@@ -376,7 +377,7 @@ func (a *Account) Policy(name string) (*PolicyDocument, bool) {
 // OIDCProvider returns the named OIDC provider.
 func (a *Account) OIDCProvider(name string) (*OIDCProvider, bool) {
 	for _, p := range a.OIDCProviders {
-		if p.Name == name {
+		if p != nil && p.Name == name {
 			return p, true
 		}
 	}
