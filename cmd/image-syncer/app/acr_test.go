@@ -19,6 +19,8 @@ import (
 	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // TestHarborToACREmulatorWithRAMCredentials syncs from a Harbor-like docker-registry into the
@@ -192,3 +194,111 @@ func TestDeniedPushHintsAtPermissions(t *testing.T) {
 		t.Errorf("the token API error is over-redacted or unclear: %s", msg)
 	}
 }
+
+// TestACRSourceListedThroughOpenAPI: a namespace rule whose source is an ACR Enterprise instance
+// reached with RAM credentials is listed with ListRepository and ListRepoTag (the requests are
+// counted at the OpenAPI), not with the registry's /v2/_catalog or tags list, and is copied.
+func TestACRSourceListedThroughOpenAPI(t *testing.T) {
+	h := startHarbor(t)
+	env := emulatorenv.Start(t, emulatorenv.Options{})
+	inst := env.Instance(t, world.DemoInstanceAHangzhou)
+	acct := env.Account(t, inst.OwnerUID)
+	hc, err := cloudcred.NewHTTPClient(env.Info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := &actionCounter{inner: hc.Transport, n: map[string]int{}}
+	hc.Transport = actions
+	domain := inst.Domains[0]
+	auth := h.write(t, "acr-src-auth.yaml", fmt.Sprintf(`
+%s: {accessKeyId: %s, accessKeySecret: %s, instanceId: %s, regionId: %s}
+%s: {username: %q, password: %q, insecure: true}
+`, domain, acct.AccessKeyID, acct.AccessKeySecret, inst.InstanceID, inst.RegionID, h.src.Addr, robotUser, robotPass))
+	// the destination is the plain-HTTP docker-registry (the emulator's transport reaches it)
+	images := h.write(t, "acr-src-images.yaml", fmt.Sprintf("%q: %s/from-acr\n", domain+"/"+inst.Namespace+"/*", h.src.Addr))
+	reg := &methodCounter{inner: env.Transport, n: map[string]int{}}
+	paths := &pathCounter{inner: reg, n: map[string]int{}}
+	var out, errb strings.Builder
+	cmd := NewCommand(Options{
+		Transport: paths,
+		ACR: ACRConfig{
+			// the endpoint itself (no DialAddr, which would replace the counting transport)
+			Client:   acr.ClientOptions{Endpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
+			Resolver: cloudcred.Options{Region: inst.RegionID, STSEndpoint: env.Info.OpenAPITLSEndpoint, HTTPClient: hc},
+		},
+	}.Run, operator.Streams{Out: &out, Err: &errb}, []string{"--auth", auth, "--images", images, "--retries", "0", "--state-dir", ""})
+	if err := cmd.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	if actions.get("ListRepository") == 0 || actions.get("ListRepoTag") == 0 {
+		t.Errorf("OpenAPI actions %v, want ListRepository and ListRepoTag", actions.snapshot())
+	}
+	if n := paths.get("/v2/_catalog") + paths.get("tags/list"); n != 0 {
+		t.Errorf("%d registry listing requests, want none (the OpenAPI lists)", n)
+	}
+	if strings.Contains(out.String()+errb.String(), acct.AccessKeySecret) {
+		t.Error("AccessKey secret in the output")
+	}
+	// the seeded image is in the mirror with its digest
+	seeded := strings.TrimPrefix(inst.Image, domain+"/"+inst.Namespace+"/")
+	ref, err := name.ParseReference(h.src.Addr+"/from-acr/"+seeded, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(ref, h.src.Options(t.Context(), robotUser, robotPass)...); err != nil {
+		t.Errorf("%s not copied (source %s): %v\n%s", seeded, inst.Image, err, errb.String())
+	}
+}
+
+// actionCounter counts OpenAPI requests by Action (RPC query or x-acs-action header).
+type actionCounter struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	n     map[string]int
+}
+
+func (c *actionCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	a := r.Header.Get("x-acs-action")
+	if vs := r.Header["x-acs-action"]; a == "" && len(vs) > 0 { // the SDK sets it in lower case, not canonical
+		a = vs[0]
+	}
+	if a == "" {
+		a = r.URL.Query().Get("Action")
+	}
+	c.mu.Lock()
+	c.n[a]++
+	c.mu.Unlock()
+	inner := c.inner
+	if inner == nil {
+		inner = http.DefaultTransport
+	}
+	return inner.RoundTrip(r)
+}
+
+func (c *actionCounter) get(k string) int { c.mu.Lock(); defer c.mu.Unlock(); return c.n[k] }
+
+func (c *actionCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+// pathCounter counts registry requests whose path ends in a suffix of interest.
+type pathCounter struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	n     map[string]int
+}
+
+func (c *pathCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	for _, s := range []string{"/v2/_catalog", "tags/list"} {
+		if strings.HasSuffix(r.URL.Path, s) {
+			c.n[s]++
+		}
+	}
+	c.mu.Unlock()
+	return c.inner.RoundTrip(r)
+}
+
+func (c *pathCounter) get(k string) int { c.mu.Lock(); defer c.mu.Unlock(); return c.n[k] }

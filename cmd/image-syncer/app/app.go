@@ -417,7 +417,9 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 	eng.SpotCheck(ctx, dsts) // while the tags are listed
 
 	// tag and catalog listings are cheap GETs: list as widely as the HEAD checks run
-	expanded := plan.ExpandShard(ctx, rules, eng, max(4*f.proc, 16), f.shardSel)
+	// sources with ACR RAM credentials are listed through the ACR OpenAPI, the others by the engine
+	lister := &acrLister{next: eng, base: o.ACR, auth: af}
+	expanded := plan.ExpandShard(ctx, rules, lister, max(4*f.proc, 16), f.shardSel)
 	failedRule := map[int]bool{}
 	for _, re := range expanded.Failed {
 		failedRule[re.Rule] = true
