@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
+	"github.com/ferrypull/ferry/internal/annotations"
 	"github.com/ferrypull/ferry/internal/operator"
 )
 
@@ -42,6 +43,7 @@ type Options struct {
 	CloudDialAddr    string
 	CAFile           string
 	RRSATokenFile    string
+	ManagedRoleARN   string
 	AddonSecret      string
 	AddonRefresh     time.Duration
 
@@ -107,6 +109,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetadataProxy, "metadata-proxy", o.MetadataProxy, "HTTP proxy URL through which the metadata endpoint is reached (the acr-emulator serves 100.100.100.200 this way).")
 	fs.StringVar(&o.CloudDialAddr, "cloud-dial-address", o.CloudDialAddr, "Dial every Container Registry API connection to this host:port while keeping the real endpoint names for TLS and signing (one acr-emulator serving all regions).")
 	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM CA bundle trusted for the Alibaba Cloud API endpoints in addition to the system roots (e.g. the acr-emulator's CA).")
+	fs.StringVar(&o.ManagedRoleARN, "managed-role-arn", o.ManagedRoleARN, "RAM role assumed with the node's worker role in tokenMode managedRole, e.g. acs:ram::<uid>:role/AliyunCSManagedAcrRole (ACK's managed ACR role); with it, tokenMode auto means managedRole.")
 	fs.StringVar(&o.RRSATokenFile, "rrsa-token-file", o.RRSATokenFile, "Projected ServiceAccount token (audience sts.aliyuncs.com) used for RRSA (AssumeRoleWithOIDC); re-read on every refresh.")
 	fs.StringVar(&o.AddonSecret, "addon-secret", o.AddonSecret, "namespace/name of the Secret holding access-key-id and access-key-secret (registered, non-ACK clusters).")
 
@@ -133,6 +136,13 @@ func (o *Options) Validate() error {
 	}
 	if _, err := acrconfig.ParseTokenMode(o.TokenMode); err != nil {
 		errs = append(errs, fmt.Errorf("--token-mode %q: must be auto, managedRole or workerRole", o.TokenMode))
+	}
+	if o.ManagedRoleARN != "" {
+		if arns, err := annotations.ParseRoleARNs("--managed-role-arn", o.ManagedRoleARN); err != nil {
+			errs = append(errs, err)
+		} else if len(arns) != 1 {
+			errs = append(errs, fmt.Errorf("--managed-role-arn %q: want one role ARN", o.ManagedRoleARN))
+		}
 	}
 	if err := o.Logging.Validate(); err != nil {
 		errs = append(errs, err)

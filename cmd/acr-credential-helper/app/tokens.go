@@ -52,6 +52,7 @@ func newCloudTokens(ctx context.Context, o *Options, reader client.Reader, store
 	r, err := cloudcred.NewResolver(cloudcred.Options{
 		Region: o.Region, VPC: o.VPC, STSEndpoint: stsHost, STSProtocol: stsProto, HTTPClient: hc,
 		MetadataURL: o.MetadataEndpoint, MetadataProxy: o.MetadataProxy, TokenFile: o.RRSATokenFile, Logger: slogger,
+		ManagedRoleARN: o.ManagedRoleARN,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--sts-endpoint/--metadata-endpoint: %w", err)
