@@ -70,6 +70,7 @@ type Flags struct {
 	platformMode string
 	perHost      int
 	blobJobs     int
+	chunkMiB     int
 	progress     string
 	logAppend    bool
 	version      bool
@@ -139,6 +140,7 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.StringVar(&f.platformMode, "platform-mode", "rewrite", "with --os/--arch: rewrite (new index of the selected children, upstream behaviour) or sparse (keep the original index and digest, copy only the selected children)")
 	pf.IntVar(&f.perHost, "registry-concurrency", 16, "maximum requests in flight per registry host")
 	pf.IntVar(&f.blobJobs, "blob-jobs", 4, "blobs copied in parallel per image")
+	pf.IntVar(&f.chunkMiB, "chunk-size", engine.DefaultChunkSize>>20, "MiB: larger blobs are uploaded in chunks and resumed from the registry's offset after a reset or 5xx (the source re-read from there with a Range request); 0: always one monolithic PUT")
 	pf.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, periodic lines otherwise), bars, lines or none")
 	pf.BoolVar(&f.logAppend, "log-append", false, "append to the --log file instead of truncating it")
 	pf.BoolVar(&f.version, "version", false, "print the version and exit")
@@ -153,6 +155,14 @@ HEAD request per tag, and uploads every blob once per destination registry.`,
 	pf.StringVar(&f.shard, "shard", "", "copy only the source repositories of shard i of n (i/n, 0 <= i < n; each repository goes to exactly one shard by a stable hash), or auto: i from $JOB_COMPLETION_INDEX, n from $JOB_COMPLETIONS (Kubernetes Indexed Jobs); combine the shards' --report files with `image-syncer report merge`")
 	cmd.AddCommand(newReportCommand(s))
 	return cmd
+}
+
+// chunkBytes turns --chunk-size (MiB; 0 = monolithic) into engine.Options.ChunkSize.
+func chunkBytes(mib int) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return int64(mib) << 20
 }
 
 func isTerminal(w io.Writer) bool {
@@ -291,6 +301,9 @@ func run(ctx context.Context, f *Flags, o Options, s operator.Streams) error {
 	if f.stateTTL < 0 {
 		return &configError{fmt.Errorf("--state-ttl %s: must not be negative", f.stateTTL)}
 	}
+	if f.chunkMiB < 0 {
+		return &configError{fmt.Errorf("--chunk-size %d: must not be negative (MiB; 0 = one monolithic PUT)", f.chunkMiB)}
+	}
 	if f.shardSel, err = plan.ParseShard(f.shard, os.Getenv); err != nil {
 		return &configError{err}
 	}
@@ -405,7 +418,7 @@ func syncOnce(ctx context.Context, f *Flags, o Options, s operator.Streams, log 
 		log.Warnf("%v", err)
 	}
 	eng, err := engine.New(engine.Options{
-		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs,
+		Transport: tr, Keychain: resolver.Keychain(), Hosts: hosts, BlobJobs: f.blobJobs, ChunkSize: chunkBytes(f.chunkMiB),
 		Filter: filter, Force: f.force, DryRun: f.dryRun, Referrers: f.referrers, State: st,
 		RealmPolicy: creds.RealmPolicy(af),
 		Observer:    &observer{log: log, prog: prog},

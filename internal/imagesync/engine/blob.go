@@ -28,6 +28,7 @@ const (
 // (ggcr verifies the digest while reading). Bytes read are added to counter.
 type blobLayer struct {
 	desc    v1.Descriptor
+	src     *name.Repository // where the blob is read from (chunked uploads reopen it at an offset)
 	open    func() (io.ReadCloser, error)
 	counter *atomic.Int64
 	opened  atomic.Bool
@@ -120,7 +121,7 @@ func (s *slot) finished() bool {
 // mounting it from a repository that already holds it otherwise.
 func (e *Engine) ensureBlob(ctx context.Context, src, dst name.Repository, d v1.Descriptor, counter *atomic.Int64) (string, error) {
 	key := dst.RegistryStr() + "\x00" + d.Digest.String()
-	layer := &blobLayer{desc: d, counter: counter, open: func() (io.ReadCloser, error) {
+	layer := &blobLayer{desc: d, src: &src, counter: counter, open: func() (io.ReadCloser, error) {
 		l, err := e.puller.Layer(ctx, src.Digest(d.Digest.String()))
 		if err != nil {
 			return nil, err

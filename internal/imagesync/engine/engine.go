@@ -92,10 +92,14 @@ type Options struct {
 	Hosts     registry.Hosts
 	// BlobJobs bounds concurrent blob copies per image (default 4).
 	BlobJobs int
-	Filter   PlatformFilter
-	Force    bool
-	DryRun   bool
-	Observer Observer
+	// ChunkSize: a blob larger than this is uploaded in chunks (PATCH with Content-Range) and, after
+	// a reset or 5xx mid-blob, resumed from the offset the registry reports, re-reading the source
+	// from there with a Range request. 0: DefaultChunkSize; negative: always one monolithic PUT.
+	ChunkSize int64
+	Filter    PlatformFilter
+	Force     bool
+	DryRun    bool
+	Observer  Observer
 	// Referrers also copies OCI referrers and cosign .sig/.att/.sbom tags of every image
 	// (copied or unchanged), at the cost of a few extra requests per image.
 	Referrers bool
@@ -135,6 +139,9 @@ type Engine struct {
 func New(o Options) (*Engine, error) {
 	if o.BlobJobs <= 0 {
 		o.BlobJobs = 4
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}

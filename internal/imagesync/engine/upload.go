@@ -132,6 +132,9 @@ func (e *Engine) fastUpload(ctx context.Context, dst, from name.Repository, laye
 	if err != nil {
 		return "", fmt.Errorf("start upload of %s to %s: %w", d, dst, err)
 	}
+	if e.o.ChunkSize > 0 && layer.desc.Size > e.o.ChunkSize {
+		return e.chunkedUpload(ctx, c, dst, loc, layer)
+	}
 	q := loc.Query()
 	q.Set("digest", d)
 	loc.RawQuery = q.Encode()
