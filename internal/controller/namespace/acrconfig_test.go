@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
 	"github.com/ferrypull/ferry/internal/pullsecret"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 // TestRealConfigMapThroughController drives the real acr-configuration parser through the
@@ -20,13 +21,13 @@ func TestRealConfigMapThroughController(t *testing.T) {
 		"service-account": "default", "watch-namespace": "team",
 		"acr-registry-info": "- instanceId: \"cri-real\"\n  assumeRoleARN: \"acs:ram::2222222222222222:role/acr-pull\"\n  expireDuration: 3600\n",
 	})
-	eventually(t, 20*time.Second, "Secret from the real parser", func() error { _, err := h.secret("team", "acr-pull-cri-real"); return err })
+	poll.Within(t, 20*time.Second, "Secret from the real parser", func() error { _, err := h.secret("team", "acr-pull-cri-real"); return err })
 
 	h.applyConfig(t, map[string]string{
 		"service-account": "default", "watch-namespace": "team,newteam",
 		"acr-registry-info": "- instanceId: \"cri-real\"\n  assumeRoleARN: \"acs:ram::2222222222222222:role/acr-pull\"\n  expireDuration: 99\n",
 	})
-	eventually(t, 20*time.Second, "ConfigInvalid event naming the field and value", func() error {
+	poll.Within(t, 20*time.Second, "ConfigInvalid event naming the field and value", func() error {
 		for _, n := range h.events(t, ReasonConfigInvalid) {
 			if strings.Contains(n, "acr-registry-info[0].expireDuration") && strings.Contains(n, "99") && strings.Contains(n, "last good configuration keeps running") {
 				return nil

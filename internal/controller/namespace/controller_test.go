@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrypull/ferry/internal/pullsecret"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,7 +79,7 @@ func TestController(t *testing.T) {
 	eeName, peName := "acr-pull-cri-aaa", "acr-pull-personal-cn-beijing"
 
 	t.Run("missing ConfigMap leaves ferry idle", func(t *testing.T) {
-		eventually(t, wait, "ConfigMissing event", func() error {
+		poll.Within(t, wait, "ConfigMissing event", func() error {
 			if len(h.events(t, ReasonConfigMissing)) == 0 {
 				return errors.New("no ConfigMissing event")
 			}
@@ -114,7 +115,7 @@ func TestController(t *testing.T) {
 	t.Run("Secrets per watched namespace and instance, with all domains", func(t *testing.T) {
 		for _, ns := range []string{"app-a", "app-b"} {
 			for _, name := range []string{eeName, peName} {
-				eventually(t, wait, "Secret "+ns+"/"+name, func() error { _, err := h.secret(ns, name); return err })
+				poll.Within(t, wait, "Secret "+ns+"/"+name, func() error { _, err := h.secret(ns, name); return err })
 				s, _ := h.secret(ns, name)
 				if s.Type != corev1.SecretTypeDockerConfigJson || s.Labels[pullsecret.LabelManagedBy] != pullsecret.ManagedByValue || s.Annotations[pullsecret.AnnotationExpiresAt] == "" {
 					t.Errorf("%s/%s: type %s labels %v annotations %v", ns, name, s.Type, s.Labels, s.Annotations)
@@ -125,7 +126,7 @@ func TestController(t *testing.T) {
 				}
 			}
 		}
-		eventually(t, wait, "unwatched namespace reconciled", wantSAEntries(h, t, "other", "stale", nil))
+		poll.Within(t, wait, "unwatched namespace reconciled", wantSAEntries(h, t, "other", "stale", nil))
 		if _, err := h.secret("other", eeName); !apierrors.IsNotFound(err) {
 			t.Errorf("unwatched namespace got a Secret (err=%v)", err)
 		}
@@ -135,8 +136,8 @@ func TestController(t *testing.T) {
 	})
 
 	t.Run("ServiceAccounts merged, user entries kept in order", func(t *testing.T) {
-		eventually(t, wait, "default SA", wantSAEntries(h, t, "app-a", "default", []string{eeName, peName}))
-		eventually(t, wait, "builder SA", wantSAEntries(h, t, "app-a", "builder", []string{"user-first", "user-second", eeName, peName}))
+		poll.Within(t, wait, "default SA", wantSAEntries(h, t, "app-a", "default", []string{eeName, peName}))
+		poll.Within(t, wait, "builder SA", wantSAEntries(h, t, "app-a", "builder", []string{"user-first", "user-second", eeName, peName}))
 		if got := h.sa(t, "app-a", "builder").Annotations[pullsecret.AnnotationPullSecrets]; got != eeName+","+peName {
 			t.Errorf("ownership annotation = %q", got)
 		}
@@ -155,7 +156,7 @@ func TestController(t *testing.T) {
 		if err := h.c.Update(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "revert", func() error {
+		poll.Within(t, wait, "revert", func() error {
 			got, err := h.password("app-a", eeName)
 			if err != nil || got != want {
 				return fmt.Errorf("password %q err %v", got, err)
@@ -168,7 +169,7 @@ func TestController(t *testing.T) {
 		if err := h.c.Update(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "immutable Secret replaced", func() error {
+		poll.Within(t, wait, "immutable Secret replaced", func() error {
 			got, err := h.secret("app-a", eeName)
 			if err != nil {
 				return err
@@ -183,7 +184,7 @@ func TestController(t *testing.T) {
 		if err := h.c.Delete(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "recreate", func() error { _, err := h.secret("app-a", eeName); return err })
+		poll.Within(t, wait, "recreate", func() error { _, err := h.secret("app-a", eeName); return err })
 	})
 
 	t.Run("user edits of the SA list are respected", func(t *testing.T) {
@@ -192,7 +193,7 @@ func TestController(t *testing.T) {
 		if err := h.c.Update(t.Context(), sa); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "builder SA", wantSAEntries(h, t, "app-a", "builder", []string{"user-zero", "user-first", "user-second", eeName, peName}))
+		poll.Within(t, wait, "builder SA", wantSAEntries(h, t, "app-a", "builder", []string{"user-zero", "user-first", "user-second", eeName, peName}))
 	})
 
 	t.Run("new namespace and new ServiceAccount are served", func(t *testing.T) {
@@ -202,12 +203,12 @@ func TestController(t *testing.T) {
 		})
 		start := time.Now()
 		h.namespace(t, "late")
-		eventually(t, wait, "Secret in new namespace", func() error { _, err := h.secret("late", peName); return err })
+		poll.Within(t, wait, "Secret in new namespace", func() error { _, err := h.secret("late", peName); return err })
 		t.Logf("new namespace served after %s", time.Since(start))
 		if err := h.c.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "late", Name: "builder"}}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "new builder SA", wantSAEntries(h, t, "late", "builder", []string{eeName, peName}))
+		poll.Within(t, wait, "new builder SA", wantSAEntries(h, t, "late", "builder", []string{eeName, peName}))
 	})
 
 	t.Run("bad ConfigMap: Event naming the field, last good config keeps running", func(t *testing.T) {
@@ -215,7 +216,7 @@ func TestController(t *testing.T) {
 			"service-account": "default,builder", "watch-namespace": "app-a,app-b,late,later", "expiring-threshold": "soon",
 			"instances": "cri-aaa@cn-hangzhou",
 		})
-		eventually(t, wait, "ConfigInvalid event", func() error {
+		poll.Within(t, wait, "ConfigInvalid event", func() error {
 			for _, n := range h.events(t, ReasonConfigInvalid) {
 				if strings.Contains(n, "expiring-threshold") && strings.Contains(n, `"soon"`) {
 					return nil
@@ -230,7 +231,7 @@ func TestController(t *testing.T) {
 		if err := h.c.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "app-b", Name: "builder"}}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "SA under last good config", wantSAEntries(h, t, "app-b", "builder", []string{eeName, peName}))
+		poll.Within(t, wait, "SA under last good config", wantSAEntries(h, t, "app-b", "builder", []string{eeName, peName}))
 		h.namespace(t, "later")
 		// "later" is only in the rejected config: it must not be served. Check after a namespace
 		// the good config does watch has been served, so the controller has seen "later" too.
@@ -247,11 +248,11 @@ func TestController(t *testing.T) {
 			"service-account": "builder", "watch-namespace": "app-a,late", "expiring-threshold": "15m",
 			"instances": "cri-aaa@cn-hangzhou",
 		})
-		eventually(t, wait, "dropped instance Secret gone", absent(h, "app-a", peName))
-		eventually(t, wait, "dropped namespace Secret gone", absent(h, "app-b", eeName))
-		eventually(t, wait, "builder keeps user entries", wantSAEntries(h, t, "app-a", "builder", []string{"user-zero", "user-first", "user-second", eeName}))
-		eventually(t, wait, "default SA no longer selected", wantSAEntries(h, t, "app-a", "default", nil))
-		eventually(t, wait, "unwatched namespace cleaned", wantSAEntries(h, t, "app-b", "builder", nil))
+		poll.Within(t, wait, "dropped instance Secret gone", absent(h, "app-a", peName))
+		poll.Within(t, wait, "dropped namespace Secret gone", absent(h, "app-b", eeName))
+		poll.Within(t, wait, "builder keeps user entries", wantSAEntries(h, t, "app-a", "builder", []string{"user-zero", "user-first", "user-second", eeName}))
+		poll.Within(t, wait, "default SA no longer selected", wantSAEntries(h, t, "app-a", "default", nil))
+		poll.Within(t, wait, "unwatched namespace cleaned", wantSAEntries(h, t, "app-b", "builder", nil))
 		if _, ok := h.sa(t, "app-a", "default").Annotations[pullsecret.AnnotationPullSecrets]; ok {
 			t.Error("ownership annotation left on an SA ferry no longer patches")
 		}
@@ -268,7 +269,7 @@ func TestController(t *testing.T) {
 			"service-account": "builder", "watch-namespace": "app-a,late", "expiring-threshold": "2h",
 			"instances": "cri-aaa@cn-hangzhou",
 		})
-		eventually(t, wait, "TokenRefreshFailed event", func() error {
+		poll.Within(t, wait, "TokenRefreshFailed event", func() error {
 			if len(h.events(t, ReasonTokenFailed)) == 0 {
 				return errors.New("no event")
 			}
@@ -282,7 +283,7 @@ func TestController(t *testing.T) {
 			t.Error("Secret changed during the outage")
 		}
 		tokens.setFail(nil)
-		eventually(t, wait, "new token after recovery", func() error {
+		poll.Within(t, wait, "new token after recovery", func() error {
 			s, err := h.secret("app-a", eeName)
 			if err != nil {
 				return err
@@ -303,7 +304,7 @@ func TestController(t *testing.T) {
 			"instances": "cri-aaa@cn-hangzhou",
 		})
 		seen := map[string]time.Time{}
-		eventually(t, 40*time.Second, "three rotations", func() error {
+		poll.Within(t, 40*time.Second, "three rotations", func() error {
 			s, err := h.secret("app-a", eeName)
 			if err != nil {
 				return err
@@ -331,7 +332,7 @@ func TestController(t *testing.T) {
 		if err := h.c.Delete(t.Context(), cm); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, wait, "idle", func() error {
+		poll.Within(t, wait, "idle", func() error {
 			if h.store.Current() != nil {
 				return errors.New("settings still in force")
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrypull/ferry/internal/acrconfig"
 	"github.com/ferrypull/ferry/internal/pullsecret"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 // TestEveryConfigWarningVisible: a configuration with three warnings. The events.k8s.io
@@ -23,7 +24,7 @@ func TestEveryConfigWarningVisible(t *testing.T) {
 		"unknown-key":       "x",
 		"acr-registry-info": "- instanceId: \"cri-real\"\n  assumeRoleARN: \"acs:ram::2222222222222222:role/acr-pull\"\n",
 	})
-	eventually(t, 20*time.Second, "one ConfigWarning naming every field", func() error {
+	poll.Within(t, 20*time.Second, "one ConfigWarning naming every field", func() error {
 		all := strings.Join(h.events(t, ReasonConfigWarning), "\n")
 		for _, field := range []string{"notify-email:", "acr-api-version:", "unknown-key:"} {
 			if !strings.Contains(all, field) {

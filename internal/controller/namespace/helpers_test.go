@@ -30,7 +30,7 @@ import (
 	"github.com/ferrypull/ferry/internal/redact"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
-	"github.com/ferrypull/ferry/internal/testutil/tools"
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
 // testTokens is a test double for the TokenSource interface (the internal/acr cache), not for the
@@ -174,18 +174,6 @@ func startHarnessWith(t *testing.T, tokens *testTokens, load pullsecret.Loader) 
 	return &harness{env: env, c: env.Client, cache: mgr.GetCache(), tokens: tokens, store: store, logs: logs}
 }
 
-// eventually polls cond until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	last := context.DeadlineExceeded
-	if err := tools.Poll(t.Context(), timeout, 20*time.Millisecond, func(context.Context) (bool, error) {
-		last = cond()
-		return last == nil, nil
-	}); err != nil {
-		t.Fatalf("%s: not reached within %s: %v", what, timeout, last)
-	}
-}
-
 func (h *harness) applyConfig(t *testing.T, data map[string]string) {
 	t.Helper()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: pullsecret.ConfigMapNamespace, Name: pullsecret.ConfigMapName}}
@@ -256,7 +244,7 @@ func reconciles(t *testing.T) float64 {
 // written" is a fact, not a race.
 func (h *harness) settled(t *testing.T, ns string, before float64) {
 	t.Helper()
-	eventually(t, 20*time.Second, "namespace controller settled after "+ns, func() error {
+	poll.Within(t, 20*time.Second, "namespace controller settled after "+ns, func() error {
 		if err := h.cache.Get(t.Context(), types.NamespacedName{Name: ns}, &corev1.Namespace{}); err != nil {
 			return err
 		}

@@ -22,12 +22,19 @@ const (
 // (or once the test's context ends).
 func Until(t testing.TB, what string, cond func() error) {
 	t.Helper()
+	Within(t, Timeout, what, cond)
+}
+
+// Within is Until with its own timeout, for conditions that take longer than
+// Timeout by design (token renewals, a kubelet's pull).
+func Within(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
 	last := context.DeadlineExceeded
-	err := tools.Poll(t.Context(), Timeout, Interval, func(context.Context) (bool, error) {
+	err := tools.Poll(t.Context(), timeout, Interval, func(context.Context) (bool, error) {
 		last = cond()
 		return last == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("%s: %v", what, last)
+		t.Fatalf("%s: not reached within %s: %v", what, timeout, last)
 	}
 }
