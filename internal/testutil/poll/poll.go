@@ -35,6 +35,6 @@ func Within(t testing.TB, timeout time.Duration, what string, cond func() error)
 		return last == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("%s: not reached within %s: %v", what, timeout, last)
+		t.Fatalf("%s: %v", what, last)
 	}
 }
