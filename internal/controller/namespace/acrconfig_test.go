@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrypull/ferry/internal/acrconfig"
-	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
@@ -15,17 +13,17 @@ import (
 // controller on a real apiserver: a valid ConfigMap is served, an invalid edit yields an Event
 // naming the field path and the value, and the last good configuration keeps serving.
 func TestRealConfigMapThroughController(t *testing.T) {
-	h := startHarnessWith(t, newTestTokens(time.Hour), pullsecret.NewLoader(acrconfig.Options{ClusterRegion: "cn-hangzhou"}))
+	h := startHarness(t, harnessOptions{})
 	h.namespace(t, "team")
 	h.applyConfig(t, map[string]string{
 		"service-account": "default", "watch-namespace": "team",
-		"acr-registry-info": "- instanceId: \"cri-real\"\n  assumeRoleARN: \"acs:ram::2222222222222222:role/acr-pull\"\n  expireDuration: 3600\n",
+		"acr-registry-info": "- instanceId: \"" + instHZ + "\"\n  expireDuration: 3600\n",
 	})
-	poll.Within(t, 20*time.Second, "Secret from the real parser", func() error { _, err := h.secret("team", "acr-pull-cri-real"); return err })
+	poll.Within(t, 20*time.Second, "Secret from the real parser", func() error { _, err := h.secret("team", nameHZ); return err })
 
 	h.applyConfig(t, map[string]string{
 		"service-account": "default", "watch-namespace": "team,newteam",
-		"acr-registry-info": "- instanceId: \"cri-real\"\n  assumeRoleARN: \"acs:ram::2222222222222222:role/acr-pull\"\n  expireDuration: 99\n",
+		"acr-registry-info": "- instanceId: \"" + instHZ + "\"\n  assumeRoleARN: \"acs:ram::2222222222222222:role/acr-pull\"\n  expireDuration: 99\n",
 	})
 	poll.Within(t, 20*time.Second, "ConfigInvalid event naming the field and value", func() error {
 		for _, n := range h.events(t, ReasonConfigInvalid) {

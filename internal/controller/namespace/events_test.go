@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrypull/ferry/internal/acrconfig"
-	"github.com/ferrypull/ferry/internal/pullsecret"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
@@ -15,7 +13,7 @@ import (
 // recorder folds Events with the same reason and object (the ConfigMap at one resourceVersion)
 // into one and keeps the first message, so one Event per warning named one field of three.
 func TestEveryConfigWarningVisible(t *testing.T) {
-	h := startHarnessWith(t, newTestTokens(time.Hour), pullsecret.NewLoader(acrconfig.Options{ClusterRegion: "cn-hangzhou"}))
+	h := startHarness(t, harnessOptions{})
 	h.namespace(t, "team")
 	h.applyConfig(t, map[string]string{
 		"service-account": "default", "watch-namespace": "team",

@@ -26,121 +26,117 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/ferrypull/ferry/internal/acr"
+	"github.com/ferrypull/ferry/internal/acrconfig"
+	"github.com/ferrypull/ferry/internal/cloudcred"
+	"github.com/ferrypull/ferry/internal/emulator/world"
 	"github.com/ferrypull/ferry/internal/pullsecret"
-	"github.com/ferrypull/ferry/internal/redact"
+	"github.com/ferrypull/ferry/internal/testutil/emulatorenv"
 	"github.com/ferrypull/ferry/internal/testutil/kubeenv"
 	"github.com/ferrypull/ferry/internal/testutil/logbuf"
 	"github.com/ferrypull/ferry/internal/testutil/poll"
 )
 
-// testTokens is a test double for the TokenSource interface (the internal/acr cache), not for the
-// token API: it mints "tok-<n>" passwords with a fixed lifetime, caches one token per instance
-// and renews it when less than minValidity remains, and can be switched to fail.
-type testTokens struct {
+// Instances of acr-emulator's demo world the tests configure (account A, which owns the cluster).
+var (
+	instHZ = world.DemoInstanceAHangzhou // cn-hangzhou
+	instBJ = world.DemoInstanceABeijing  // cn-beijing
+	nameHZ = "acr-pull-" + instHZ
+	nameBJ = "acr-pull-" + instBJ
+)
+
+// acrConfig is an acr-configuration ConfigMap in the real format (internal/acrconfig): watched
+// namespaces, ServiceAccounts, the threshold and acr-registry-info entries for the instances.
+func acrConfig(namespaces, serviceAccounts, threshold string, instances ...string) map[string]string {
+	var info strings.Builder
+	for _, id := range instances {
+		region := "cn-hangzhou"
+		if id == instBJ {
+			region = "cn-beijing"
+		}
+		fmt.Fprintf(&info, "- instanceId: %q\n  regionId: %q\n", id, region)
+	}
+	return map[string]string{
+		"watch-namespace": namespaces, "service-account": serviceAccounts, "expiring-threshold": threshold,
+		"acr-registry-info": info.String(),
+	}
+}
+
+// recordingTokens passes token calls to the production token source and remembers every
+// password it handed out, for the no-secret-in-logs checks.
+type recordingTokens struct {
+	inner  pullsecret.TokenSource
 	mu     sync.Mutex
-	life   time.Duration
-	fail   error
-	n      int
-	calls  map[string]int // token mints per instance key
-	cache  map[string]pullsecret.Token
 	issued []string
 }
 
-func newTestTokens(life time.Duration) *testTokens {
-	return &testTokens{life: life, calls: map[string]int{}, cache: map[string]pullsecret.Token{}}
-}
-
-func (s *testTokens) Token(_ context.Context, inst pullsecret.Instance, minValidity time.Duration) (pullsecret.Token, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return pullsecret.Token{}, s.fail
-	}
-	key := inst.Key()
-	if t, ok := s.cache[key]; ok && time.Until(t.ExpiresAt) > minValidity {
-		return t, nil
-	}
-	s.n++
-	s.calls[key]++
-	t := pullsecret.Token{Username: "cr_temp_user", Password: redact.Secret(fmt.Sprintf("tok-%d-%s", s.n, key)), ExpiresAt: time.Now().Add(s.life).Truncate(time.Second),
-		Domains: []string{key + "-registry." + inst.Region + ".cr.aliyuncs.com", key + "-registry-vpc." + inst.Region + ".cr.aliyuncs.com"}}
-	s.cache[key] = t
-	s.issued = append(s.issued, t.Password.Reveal())
-	return t, nil
-}
-
-func (s *testTokens) setFail(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail = err
-}
-
-func (s *testTokens) mints(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[key]
-}
-
-func (s *testTokens) allIssued() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.issued...)
-}
-
-// testLoader reads a small test-only ConfigMap dialect (the real acr-configuration parser lives in
-// internal/acrconfig): service-account, watch-namespace, expiring-threshold as documented, and
-// "instances": comma list of "<instanceId>@<region>" ("@<region>" = Personal Edition), and
-// "webhook": "true" to enable the webhook.
-func testLoader(cm *corev1.ConfigMap) (*pullsecret.Settings, []pullsecret.Warning, error) {
-	d := cm.Data
-	s := &pullsecret.Settings{
-		ServiceAccounts: pullsecret.ParseNameSet(orDefault(d["service-account"], "default"), "*"),
-		Namespaces:      pullsecret.ParseNameSet(orDefault(d["watch-namespace"], "default"), "all"),
-	}
-	th, err := time.ParseDuration(orDefault(d["expiring-threshold"], "15m"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("data[expiring-threshold]: invalid duration %q", d["expiring-threshold"])
-	}
-	s.ExpiringThreshold = th
-	for i, item := range strings.Split(d["instances"], ",") {
-		if item = strings.TrimSpace(item); item == "" {
-			continue
+func (r *recordingTokens) Token(ctx context.Context, inst pullsecret.Instance, minValidity time.Duration) (pullsecret.Token, error) {
+	tok, err := r.inner.Token(ctx, inst, minValidity)
+	if err == nil {
+		r.mu.Lock()
+		if !slices.Contains(r.issued, tok.Password.Reveal()) {
+			r.issued = append(r.issued, tok.Password.Reveal())
 		}
-		id, region, ok := strings.Cut(item, "@")
-		if !ok || region == "" {
-			return nil, nil, fmt.Errorf("data[instances][%d]: want <id>@<region>, got %q", i, item)
-		}
-		s.Instances = append(s.Instances, pullsecret.Instance{ID: id, Region: region})
+		r.mu.Unlock()
 	}
-	s.Webhook = pullsecret.WebhookSettings{Enable: d["webhook"] == "true", FailurePolicy: "Ignore", TimeoutSeconds: 10}
-	return s, nil, nil
+	return tok, err
 }
 
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
+func (r *recordingTokens) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.issued)
+}
+
+// harnessOptions tune the emulator and the token cache.
+type harnessOptions struct {
+	// TokenTTL is the emulator's registry token lifetime (default 1 h).
+	TokenTTL time.Duration
 }
 
 type harness struct {
 	env    *kubeenv.Env
 	c      client.Client
 	cache  client.Reader // the manager's cache, what the reconcilers read
-	tokens *testTokens
+	emu    *emulatorenv.Env
+	acr    *acr.Cache // the real token cache behind the token source
+	tokens *recordingTokens
 	store  *pullsecret.Store
 	logs   *logbuf.Buffer
 }
 
-// startHarness starts a real apiserver and the two reconcilers in a manager, with logs captured.
-func startHarness(t *testing.T, tokens *testTokens) *harness {
-	return startHarnessWith(t, tokens, testLoader)
-}
-
-// startHarnessWith is startHarness with a chosen Loader.
-func startHarnessWith(t *testing.T, tokens *testTokens, load pullsecret.Loader) *harness {
+// startHarness starts a real apiserver, acr-emulator and the two reconcilers in a manager, with
+// the production loader (the real acr-configuration format) and the production token source
+// (pullsecret.CloudTokens: the identity from kube-system/alibaba-addon-secret, account A's
+// AccessKey; tokens from the internal/acr cache through the official SDK). Logs are captured and
+// checked for every issued token when the test ends.
+func startHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	env := kubeenv.Start(t)
+	emu := emulatorenv.Start(t, emulatorenv.Options{TokenTTL: o.TokenTTL})
+	acct := emu.Account(t, world.DemoAccountA)
+	if err := env.Client.Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "alibaba-addon-secret"},
+		StringData: map[string]string{"access-key-id": acct.AccessKeyID, "access-key-secret": acct.AccessKeySecret}}); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := cloudcred.NewHTTPClient(emu.Info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := acr.NewClient(acr.ClientOptions{DialAddr: emu.Info.OpenAPITLSEndpoint, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver, err := cloudcred.NewResolver(cloudcred.Options{Region: "cn-hangzhou", STSEndpoint: emu.Info.OpenAPITLSEndpoint, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a refresh floor of 1 s instead of 10 s, so that rotation with short tokens is quick
+	cache := acr.NewCache(client, acr.CacheOptions{MinRefreshInterval: time.Second})
+	store := &pullsecret.Store{}
+	tokens := &recordingTokens{inner: &pullsecret.CloudTokens{Resolver: resolver, Cache: cache, Reader: env.Client,
+		AddonSecret: &types.NamespacedName{Namespace: "kube-system", Name: "alibaba-addon-secret"}, AddonTTL: time.Minute, Store: store}}
+
 	logs := &logbuf.Buffer{}
 	logger := funcr.New(func(prefix, args string) { fmt.Fprintln(logs, prefix, args) }, funcr.Options{Verbosity: 1})
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
@@ -154,8 +150,8 @@ func startHarnessWith(t *testing.T, tokens *testTokens, load pullsecret.Loader) 
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}
-	store := &pullsecret.Store{}
 	rec := mgr.GetEventRecorder("acr-credential-helper")
+	load := pullsecret.NewLoader(acrconfig.Options{ClusterRegion: "cn-hangzhou"})
 	if err := (&ConfigReconciler{Client: mgr.GetClient(), Store: store, Load: load, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
@@ -165,13 +161,20 @@ func startHarnessWith(t *testing.T, tokens *testTokens, load pullsecret.Loader) 
 	ctx, cancel := context.WithCancel(logr.NewContext(t.Context(), logger))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
+	h := &harness{env: env, c: env.Client, cache: mgr.GetCache(), emu: emu, acr: cache, tokens: tokens, store: store, logs: logs}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("manager: %v", err)
 		}
+		out := logs.String()
+		for _, secret := range append(tokens.all(), acct.AccessKeySecret) {
+			if strings.Contains(out, secret) {
+				t.Errorf("the controller's log contains a token or secret")
+			}
+		}
 	})
-	return &harness{env: env, c: env.Client, cache: mgr.GetCache(), tokens: tokens, store: store, logs: logs}
+	return h
 }
 
 func (h *harness) applyConfig(t *testing.T, data map[string]string) {
