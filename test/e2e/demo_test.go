@@ -3,10 +3,10 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrypull/ferry/internal/testutil/poll"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -279,9 +281,12 @@ func user(t *testing.T, a emulator.InfoAccount, name string) emulator.InfoUser {
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if err := tools.Poll(t.Context(), timeout, 100*time.Millisecond, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
+	poll.Within(t, timeout, "waiting for "+what, func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("not yet")
+	})
 }
 
 func writeJSON(t *testing.T, path string, v any) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	testpoll "github.com/ferrypull/ferry/internal/testutil/poll"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -137,15 +139,10 @@ func tail(s string, n int) string {
 	return s
 }
 
+// poll is the test rig's poll helper (internal/testutil/poll) under this package's old name.
 func poll(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	last := context.DeadlineExceeded
-	if err := tools.Poll(t.Context(), timeout, 100*time.Millisecond, func(context.Context) (bool, error) {
-		last = cond()
-		return last == nil, nil
-	}); err != nil {
-		t.Fatalf("%s: %v", what, last)
-	}
+	testpoll.Within(t, timeout, what, cond)
 }
 
 func entry(inst emulator.InfoInstance, extra string) string {
