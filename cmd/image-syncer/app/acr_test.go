@@ -258,9 +258,11 @@ type actionCounter struct {
 }
 
 func (c *actionCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	a := r.Header.Get("x-acs-action")
-	if vs := r.Header["x-acs-action"]; a == "" && len(vs) > 0 { // the SDK sets it in lower case, not canonical
-		a = vs[0]
+	var a string
+	for k, vs := range r.Header { // the SDK sets the key in lower case, not canonical
+		if strings.EqualFold(k, "x-acs-action") && len(vs) > 0 {
+			a = vs[0]
+		}
 	}
 	if a == "" {
 		a = r.URL.Query().Get("Action")
