@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -268,8 +269,9 @@ func TestEmulatorRRSATokenFileReRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// no token file yet (RRSA enabled on the cluster after the helper started)
-	if _, err := r.callerARN(t, id); err == nil || !strings.Contains(err.Error(), "read ServiceAccount token") {
-		t.Fatalf("want a missing-token-file error, got %v", err)
+	// the message survives redaction (it once read "token: <path>", which redact.Text hid)
+	if _, err := r.callerARN(t, id); err == nil || !strings.Contains(redact.Text(err.Error()), "could not read the ServiceAccount token file (open ") {
+		t.Fatalf("want a readable missing-token-file error, got %v (redacted: %s)", err, redact.Text(fmt.Sprint(err)))
 	}
 	// a token for the wrong subject is refused by STS, and the JWT is not echoed
 	bad := r.writeToken(t, "system:serviceaccount:default:intruder", "sts.aliyuncs.com")
@@ -357,8 +359,8 @@ func TestEmulatorWorkerRoleIMDSv1Disabled(t *testing.T) {
 		o.DisableIMDSv1 = true
 	})
 	id, _ = res.Resolve(t.Context(), cloudcred.Request{TokenMode: acrconfig.TokenModeWorkerRole})
-	if _, err := r.callerARN(t, id); err == nil || !strings.Contains(err.Error(), "IMDSv2 token") {
-		t.Fatalf("want an IMDSv2 error, got %v", err)
+	if _, err := r.callerARN(t, id); err == nil || !strings.Contains(redact.Text(err.Error()), "could not get an IMDSv2 session from the metadata service (Put ") {
+		t.Fatalf("want a readable IMDSv2 error, got %v (redacted: %s)", err, redact.Text(fmt.Sprint(err)))
 	}
 }
 

@@ -82,12 +82,12 @@ func (r *Resolver) metadataToken(ctx context.Context, c *http.Client, base strin
 	req.Header.Set("X-aliyun-ecs-metadata-token-ttl-seconds", imdsTokenTTL)
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("worker role: IMDSv2 token: %w", err)
+		return "", fmt.Errorf("worker role: could not get an IMDSv2 session from the metadata service (%w)", err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("worker role: IMDSv2 token: HTTP %d", resp.StatusCode)
+		return "", fmt.Errorf("worker role: the metadata service refused an IMDSv2 session: HTTP %d", resp.StatusCode)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

@@ -126,7 +126,7 @@ func (r *Resolver) oidcProvider(roleARN, providerARN string) *refreshing {
 	return r.oidcTokenProvider(roleARN, providerARN, func() (string, error) {
 		tok, err := os.ReadFile(r.opts.TokenFile)
 		if err != nil {
-			return "", fmt.Errorf("read ServiceAccount token: %w", err)
+			return "", fmt.Errorf("could not read the ServiceAccount token file (%w)", err)
 		}
 		jwt := strings.TrimSpace(string(tok))
 		if jwt == "" {
