@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -250,6 +251,12 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !found {
 		writeRegistryError(w, http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf("no registry is served at %q", truncate(r.Host)))
+		return
+	}
+	// A repository path with ".", ".." or an empty component is not a name (the distribution spec's
+	// grammar): refuse it, as ACR does, instead of letting net/http clean it into another repository.
+	if p := r.URL.Path; strings.HasPrefix(p, "/v2/") && (strings.Contains(p, "//") || path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/v2/") {
+		writeRegistryError(w, http.StatusBadRequest, "NAME_INVALID", fmt.Sprintf("invalid repository path %q: '.', '..' and empty components are not allowed", truncate(p)))
 		return
 	}
 	if !rt.vpc {
