@@ -69,6 +69,7 @@ func Assets() string {
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	tools.Rig(t, "kube-apiserver and etcd")
+	tools.NoInheritedFDs() // envtest's kube-apiserver and etcd must not inherit a lock held around go test
 	assets := Assets()
 	if assets == "" {
 		tools.Require(t, "KUBEBUILDER_ASSETS is not set and bin/tools.env has none (run `make tools`)")

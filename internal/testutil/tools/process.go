@@ -32,6 +32,9 @@ func StartProcess(t testing.TB, name, logPath string, argv ...string) *Process {
 	}
 	p := &Process{Name: name, Cmd: exec.Command(argv[0], argv[1:]...), LogPath: logPath, logf: logf, done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
+	// The component dies with the test process, even when that is killed before its cleanups run.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	NoInheritedFDs()
 	if err := p.Cmd.Start(); err != nil {
 		_ = logf.Close()
 		Require(t, "%s cannot start: %v", name, err)
@@ -104,4 +107,20 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// NoInheritedFDs marks every file descriptor the test process inherited (beyond stdin, stdout and
+// stderr) close-on-exec, so that rig components started from it do not hold them. A lock file
+// held by `flock` around `go test` is such a descriptor: a leaked kube-apiserver that inherited it
+// held the lock after its test had ended. Go's own descriptors are close-on-exec already.
+func NoInheritedFDs() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
