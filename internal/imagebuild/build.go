@@ -301,7 +301,9 @@ func stageToLayout(ctx context.Context, o Options, lp layout.Path, bin string, p
 					return im, fmt.Errorf("%s: %w", bin, err)
 				}
 			}
-			err = lp.AppendIndex(idx, layout.WithAnnotations(anns))
+			if err := lp.AppendIndex(idx, layout.WithAnnotations(anns)); err != nil {
+				return im, fmt.Errorf("write %s:%s to the layout: %w", bin, tag, err)
+			}
 		} else {
 			img, err := desc.Image()
 			if err != nil {
@@ -316,10 +318,9 @@ func stageToLayout(ctx context.Context, o Options, lp layout.Path, bin string, p
 					return im, err
 				}
 			}
-			err = lp.AppendImage(img, layout.WithAnnotations(anns))
-		}
-		if err != nil {
-			return im, fmt.Errorf("write %s:%s to the layout: %w", bin, tag, err)
+			if err := lp.AppendImage(img, layout.WithAnnotations(anns)); err != nil {
+				return im, fmt.Errorf("write %s:%s to the layout: %w", bin, tag, err)
+			}
 		}
 	}
 	if len(im.Platforms) == 0 {
