@@ -4,8 +4,10 @@
 package kube
 
 import (
+	"os"
 	"sync"
 
+	"github.com/ferrypull/ferry/internal/operator"
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -22,4 +24,14 @@ func SetGlobalLoggers(logger logr.Logger) {
 		ctrl.SetLogger(logger)
 		klog.SetLogger(logger)
 	})
+}
+
+// RunTests is the TestMain of a package whose tests run a Kubernetes binary in process: it sets the
+// global loggers first (as the binary does at start-up, before any client exists; setting them while
+// the tests' clients run would race), with library lines on stderr through the redacting handler,
+// then runs the tests and exits with their status.
+func RunTests(m interface{ Run() int }) {
+	l := operator.Logging{Format: operator.FormatText}
+	SetGlobalLoggers(logr.FromSlogHandler(l.Handler(os.Stderr)))
+	os.Exit(m.Run())
 }
