@@ -58,11 +58,23 @@ test: tools ## unit + integration tests (-race) against real apiserver, containe
 test-short: ## unit tests only: -short, no rig is started (no apiserver, containerd, kubelet or registry process)
 	$(GO) test -short -count=1 $(PKGS)
 
+CHART := charts/ferry
+HELM_DOCS = "$$FERRY_HELM_DOCS" --chart-search-root $(CHART) --template-files README.md.gotmpl
+
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck (from the Go module proxy)
+lint: tools ## gofmt, go vet, staticcheck; helm lint --strict (Helm 4 and 3); chart README up to date
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+	@$(TOOLS_ENV) set -e; for h in "$$FERRY_HELM" "$$FERRY_HELM3"; do \
+	  for v in "" $(CHART)/ci/*-values.yaml; do echo "== $$("$$h" version --short) lint --strict $(CHART) $${v:+-f $$v}"; \
+	    "$$h" lint --strict $(CHART) $${v:+-f $$v}; done; done
+	@$(TOOLS_ENV) $(HELM_DOCS) --dry-run | diff -u $(CHART)/README.md - >/dev/null || \
+	  { echo "$(CHART)/README.md is out of date: run make chart-docs"; $(HELM_DOCS) --dry-run | diff -u $(CHART)/README.md -; exit 1; }
+
+.PHONY: chart-docs
+chart-docs: tools ## regenerate charts/ferry/README.md from values.yaml and README.md.gotmpl (helm-docs v1.14.2)
+	$(TOOLS_ENV) $(HELM_DOCS)
 
 FUZZTIME ?= 30s
 .PHONY: fuzz

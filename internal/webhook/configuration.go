@@ -2,10 +2,12 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -44,6 +46,12 @@ type ConfigManager struct {
 	CertManager string
 	// Resync defaults to one minute.
 	Resync time.Duration
+	// NoCreate leaves creating (and deleting) the configuration to its owner — the Helm chart,
+	// which renders it empty and deletes it on uninstall. Sync then only fills in an existing
+	// configuration (keeping the owner's labels) and never re-creates a deleted one, so a helper
+	// still running while its release is uninstalled cannot leave a webhook pointing at a deleted
+	// Service. A missing configuration is waited for (looked for again every few seconds).
+	NoCreate bool
 	// Extra, if set, returns further webhooks served by the same server (the Pod webhook).
 	// They are in the configuration whenever the helper runs, whatever acr-configuration's
 	// enable says; they get its failure policy and timeout (Ignore and 10 s while no valid
@@ -93,7 +101,12 @@ func (m *ConfigManager) Start(ctx context.Context) error {
 	tick := time.NewTicker(resync)
 	defer tick.Stop()
 	for {
-		if err := m.Sync(ctx); err != nil {
+		var wait <-chan time.Time
+		switch err := m.Sync(ctx); {
+		case errors.Is(err, ErrConfigurationMissing):
+			logger.Info("waiting for the MutatingWebhookConfiguration (created by its owner, e.g. the Helm chart; never by ferry with --webhook-configuration-create=false)")
+			wait = time.After(min(missingRetry, resync))
+		case err != nil:
 			logger.Error(err, "sync webhook configuration; retrying")
 		}
 		select {
@@ -101,11 +114,19 @@ func (m *ConfigManager) Start(ctx context.Context) error {
 			return nil
 		case <-changes:
 		case <-tick.C:
+		case <-wait:
 		}
 	}
 }
 
-// Sync renews the certificate if due and creates, updates or deletes the configuration.
+// ErrConfigurationMissing is returned by Sync with NoCreate when the configuration does not exist.
+var ErrConfigurationMissing = errors.New("MutatingWebhookConfiguration does not exist")
+
+// missingRetry is how often a missing configuration is looked for again (NoCreate).
+const missingRetry = 5 * time.Second
+
+// Sync renews the certificate if due and creates, updates or deletes the configuration (with
+// NoCreate: updates only).
 func (m *ConfigManager) Sync(ctx context.Context) error {
 	if m.Certs != nil {
 		if err := m.Certs.Ensure(ctx); err != nil {
@@ -120,6 +141,9 @@ func (m *ConfigManager) Sync(ctx context.Context) error {
 		failurePolicy, timeout = string(admissionregistrationv1.Ignore), 10
 	}
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: m.Name}}
+	if m.NoCreate {
+		return m.update(ctx, mwc, ok, enable, failurePolicy, timeout)
+	}
 	if ok && !enable && m.Extra == nil {
 		err := m.Client.Delete(ctx, mwc)
 		if err == nil {
@@ -131,38 +155,7 @@ func (m *ConfigManager) Sync(ctx context.Context) error {
 		return nil
 	}
 	res, err := controllerutil.CreateOrUpdate(ctx, m.Client, mwc, func() error {
-		var caBundle []byte
-		if m.Certs != nil {
-			caBundle = m.Certs.CABundle()
-		} else if len(mwc.Webhooks) > 0 {
-			caBundle = mwc.Webhooks[0].ClientConfig.CABundle // cert-manager's injector owns it
-		}
-		if mwc.Labels == nil {
-			mwc.Labels = map[string]string{}
-		}
-		mwc.Labels["app.kubernetes.io/managed-by"] = "ferry"
-		if m.CertManager != "" {
-			if mwc.Annotations == nil {
-				mwc.Annotations = map[string]string{}
-			}
-			mwc.Annotations[AnnotationInjectCAFrom] = m.CertManager
-		}
-		var keep []admissionregistrationv1.MutatingWebhook
-		switch {
-		case m.Switched == nil:
-		case ok && enable:
-			keep = append(keep, m.Switched(m.clientConfig(caBundle), failurePolicy, normalTimeout(timeout)))
-		case !ok: // idle: the switched webhook stays as it is
-			for _, w := range mwc.Webhooks {
-				if w.Name == m.SwitchedName {
-					keep = append(keep, w)
-				}
-			}
-		}
-		if m.Extra != nil {
-			keep = append(keep, m.Extra(m.clientConfig(caBundle), failurePolicy, normalTimeout(timeout))...)
-		}
-		mwc.Webhooks = keep
+		m.mutate(mwc, ok, enable, failurePolicy, timeout)
 		return nil
 	})
 	if err != nil {
@@ -171,6 +164,72 @@ func (m *ConfigManager) Sync(ctx context.Context) error {
 	if res != controllerutil.OperationResultNone {
 		log.FromContext(ctx).Info("webhook configuration applied", "result", string(res), "failurePolicy", failurePolicy, "timeoutSeconds", timeout)
 	}
+	return nil
+}
+
+// mutate sets the labels, annotations and webhooks of the configuration. ok is false while no
+// valid acr-configuration exists (the switched webhook is then kept as it is).
+func (m *ConfigManager) mutate(mwc *admissionregistrationv1.MutatingWebhookConfiguration, ok, enable bool, failurePolicy string, timeout int32) {
+	var caBundle []byte
+	if m.Certs != nil {
+		caBundle = m.Certs.CABundle()
+	} else if len(mwc.Webhooks) > 0 {
+		caBundle = mwc.Webhooks[0].ClientConfig.CABundle // cert-manager's injector owns it
+	}
+	if !m.NoCreate { // an owner's object keeps the owner's labels (Helm's managed-by)
+		if mwc.Labels == nil {
+			mwc.Labels = map[string]string{}
+		}
+		mwc.Labels["app.kubernetes.io/managed-by"] = "ferry"
+	}
+	if m.CertManager != "" {
+		if mwc.Annotations == nil {
+			mwc.Annotations = map[string]string{}
+		}
+		mwc.Annotations[AnnotationInjectCAFrom] = m.CertManager
+	}
+	var keep []admissionregistrationv1.MutatingWebhook
+	switch {
+	case m.Switched == nil:
+	case ok && enable:
+		keep = append(keep, m.Switched(m.clientConfig(caBundle), failurePolicy, normalTimeout(timeout)))
+	case !ok: // idle: the switched webhook stays as it is
+		for _, w := range mwc.Webhooks {
+			if w.Name == m.SwitchedName {
+				keep = append(keep, w)
+			}
+		}
+	}
+	if m.Extra != nil {
+		keep = append(keep, m.Extra(m.clientConfig(caBundle), failurePolicy, normalTimeout(timeout))...)
+	}
+	mwc.Webhooks = keep
+}
+
+// update fills in an existing configuration without ever creating one (NoCreate). With the
+// switched webhook disabled and no Extra webhooks it empties the list instead of deleting the
+// object, which belongs to its owner.
+func (m *ConfigManager) update(ctx context.Context, mwc *admissionregistrationv1.MutatingWebhookConfiguration, ok, enable bool, failurePolicy string, timeout int32) error {
+	if err := m.Client.Get(ctx, client.ObjectKeyFromObject(mwc), mwc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ErrConfigurationMissing
+		}
+		return fmt.Errorf("get MutatingWebhookConfiguration %s: %w", m.Name, err)
+	}
+	before := mwc.DeepCopy()
+	m.mutate(mwc, ok, enable, failurePolicy, timeout)
+	if equality.Semantic.DeepEqual(before, mwc) {
+		return nil
+	}
+	// Update carries the resourceVersion just read: a configuration deleted meanwhile fails
+	// with NotFound instead of coming back.
+	if err := m.Client.Update(ctx, mwc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ErrConfigurationMissing
+		}
+		return fmt.Errorf("update MutatingWebhookConfiguration %s: %w", m.Name, err)
+	}
+	log.FromContext(ctx).Info("webhook configuration applied", "result", "updated", "failurePolicy", failurePolicy, "timeoutSeconds", timeout)
 	return nil
 }
 

@@ -58,6 +58,10 @@ type Options struct {
 	CertManager       string
 	WebhookResync     time.Duration
 
+	// WebhookConfigCreate: create (and delete) the MutatingWebhookConfiguration; false only
+	// fills in the one its owner (the Helm chart) created.
+	WebhookConfigCreate bool
+
 	// skipNameValidation lets tests run two helpers in one process.
 	skipNameValidation bool
 }
@@ -83,6 +87,8 @@ func DefaultOptions() *Options {
 		WebhookConfigName: "ferry-acr-credential-helper",
 		WebhookCertSecret: "ferry-acr-credential-helper-webhook-cert",
 		WebhookResync:     time.Minute,
+
+		WebhookConfigCreate: true,
 	}
 }
 
@@ -121,6 +127,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.WebhookService, "webhook-service", o.WebhookService, "Service (in --namespace) through which the apiserver reaches the webhook; also the certificate's DNS names.")
 	fs.StringVar(&o.WebhookURL, "webhook-url", o.WebhookURL, "Reach the webhook at this https://host:port instead of the Service (for running outside the cluster); IP hosts are added to the certificate.")
 	fs.StringVar(&o.WebhookConfigName, "webhook-configuration-name", o.WebhookConfigName, "Name of the MutatingWebhookConfiguration ferry creates, updates and deletes according to webhook-configuration in acr-configuration.")
+	fs.BoolVar(&o.WebhookConfigCreate, "webhook-configuration-create", o.WebhookConfigCreate, "Create the MutatingWebhookConfiguration when it is missing (and delete it when the webhook is disabled). false: only fill in one that its owner created — the Helm chart does, so that helm uninstall removes it and a helper still running cannot bring it back.")
 	fs.StringVar(&o.WebhookCertSecret, "webhook-cert-secret", o.WebhookCertSecret, "Secret (in --namespace) holding ferry's self-signed webhook CA and serving certificate; renewed when a third of its life is left.")
 	fs.StringVar(&o.CertManager, "cert-manager", o.CertManager, "namespace/name of a cert-manager Certificate for the webhook: cert-manager issues the serving certificate (mounted at --webhook-cert-dir) and injects the CA; ferry then manages no certificate.")
 	fs.DurationVar(&o.WebhookResync, "webhook-resync", o.WebhookResync, "How often the webhook certificate and configuration are re-checked.")

@@ -137,6 +137,7 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 			},
 			SwitchedName: serviceaccount.WebhookName,
 			Extra:        podWebhooks,
+			NoCreate:     !o.WebhookConfigCreate,
 		}
 		if o.WebhookURL == "" {
 			cm.Service = &admissionregistrationv1.ServiceReference{Namespace: o.Namespace, Name: o.WebhookService}
