@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -377,5 +379,85 @@ func TestEmulatorShortTokens(t *testing.T) {
 	}
 	if d := resp.CacheDuration.Duration; d < 29*time.Second || d > 30*time.Second {
 		t.Fatalf("cacheDuration %s for a 60 s token, want 30s", d)
+	}
+}
+
+// TestEmulatorDiskCache: with a cache directory, a second run of the plugin answers from the
+// node-identity token written by the first, even while the token API is down; the file is
+// 0600 in a 0700 directory; ServiceAccount tokens are never written; after half of the
+// token's life a new token is minted.
+func TestEmulatorDiskCache(t *testing.T) {
+	r := startRig(t, 0)
+	hzA := r.env.Instance(t, world.DemoInstanceAHangzhou)
+	dir := filepath.Join(t.TempDir(), "cache")
+	now := time.Now()
+	clock := func() time.Time { return now }
+	withCache := func(o *credprovider.Options) {
+		o.Instances = []credprovider.Instance{{ID: hzA.InstanceID, Region: "cn-hangzhou", Name: "ferry-a"}}
+		o.CacheDir, o.Now = dir, clock
+	}
+	first, err := r.provider(t, withCache).Credentials(t.Context(), request(hzA.Image, "", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("cache files %v", files)
+	}
+	if st, _ := os.Stat(files[0]); st.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file mode %s", st.Mode().Perm())
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Fatalf("cache directory mode %s", st.Mode().Perm())
+	}
+	r.env.Fault("GetAuthorizationToken", http.StatusServiceUnavailable)
+	defer r.env.ClearFaults()
+	second, err := r.provider(t, withCache).Credentials(t.Context(), request(hzA.Image, "", nil))
+	if err != nil {
+		t.Fatalf("warm run with the token API down: %v", err)
+	}
+	host := strings.SplitN(hzA.Image, "/", 2)[0]
+	if second.Auth[host].Password != first.Auth[host].Password || second.CacheDuration.Duration > first.CacheDuration.Duration {
+		t.Fatal("the warm run did not answer the cached token")
+	}
+	if !strings.Contains(r.logs.String(), "fromDiskCache=true") {
+		t.Fatalf("provider log:\n%s", r.logs.String())
+	}
+	// a file others may read is not trusted
+	if err := os.Chmod(files[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.provider(t, withCache).Credentials(t.Context(), request(hzA.Image, "", nil)); credprovider.ExitCode(err) != credprovider.ExitTokenAPI {
+		t.Fatalf("a 0644 cache file was used: %v", err)
+	}
+	_ = os.Chmod(files[0], 0o600)
+	// past half of the token's life the token API is asked again
+	now = now.Add(31 * time.Minute)
+	if _, err := r.provider(t, withCache).Credentials(t.Context(), request(hzA.Image, "", nil)); credprovider.ExitCode(err) != credprovider.ExitTokenAPI {
+		t.Fatalf("a half-spent token was reused: %v", err)
+	}
+	r.env.ClearFaults()
+	now = time.Now()
+	// ServiceAccount identities are never written
+	saDir := filepath.Join(t.TempDir(), "sa-cache")
+	if _, err := r.provider(t, func(o *credprovider.Options) {
+		withCache(o)
+		o.CacheDir = saDir
+		o.ServiceAccount = &credprovider.ServiceAccountOptions{OIDCProviderARN: providerARN}
+	}).Credentials(t.Context(), request(hzA.Image, r.saToken(t, teamANS, teamASA), map[string]string{credprovider.RoleNameAnnotation: rolePull})); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(saDir, "*")); len(files) != 0 {
+		t.Fatalf("a ServiceAccount token was cached on disk: %v", files)
+	}
+	// a directory others may read is refused
+	loose := filepath.Join(t.TempDir(), "loose")
+	_ = os.Mkdir(loose, 0o755)
+	if _, err := credprovider.New(credprovider.Options{CacheDir: loose}); err == nil || !strings.Contains(err.Error(), "must be 0700") {
+		t.Fatalf("a 0755 cache directory: %v", err)
+	}
+	b, _ := os.ReadFile(files[0])
+	if strings.Contains(r.logs.String(), first.Auth[host].Password) || !strings.Contains(string(b), first.Auth[host].Password) {
+		t.Fatal("the password is in the log, or not in the cache file")
 	}
 }

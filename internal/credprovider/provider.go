@@ -2,9 +2,13 @@ package credprovider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,13 +33,21 @@ type Options struct {
 	ServiceAccount *ServiceAccountOptions
 	// Node is the identity of every other request.
 	Node NodeIdentity
-	// Cloud is the template of the cloudcred resolver (endpoints, HTTP client, metadata,
-	// managed role ARN); Region is set per instance.
+	// Cloud is the template of the cloudcred resolver (endpoints, metadata, managed role
+	// ARN); Region is set per instance.
 	Cloud cloudcred.Options
 	// ACR is where the Container Registry API is.
 	ACR acr.ClientOptions
+	// HTTPClient, if set, builds the client of every cloud call the first time one is made
+	// (loading a CA bundle costs tens of milliseconds, which an answer from the disk cache
+	// need not pay); nil uses Cloud.HTTPClient.
+	HTTPClient func() (*http.Client, error)
 	// CacheMargin: cacheDuration = remaining token life − min(CacheMargin, life/2).
 	CacheMargin time.Duration
+	// CacheDir, if set, keeps node-identity tokens between runs in root-only files there
+	// (0700 directory, 0600 files), reused until half of their life has passed. Off by
+	// default: it writes temporary registry passwords to the node's disk.
+	CacheDir string
 	// Logger receives one line per request; discarded by default. Nothing secret is logged.
 	Logger *slog.Logger
 	// Now is the clock (tests).
@@ -45,15 +57,20 @@ type Options struct {
 // Provider answers credential requests. It is built once per process (the kubelet runs the
 // plugin once per request) and is safe for concurrent use.
 type Provider struct {
-	opts Options
-	acr  *acr.Client
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	cache *diskCache // nil without CacheDir
+
+	initOnce sync.Once
+	initErr  error
+	acr      *acr.Client
 
 	mu        sync.Mutex
 	resolvers map[string]*cloudcred.Resolver // by region
 }
 
-// New validates opts and returns a Provider.
+// New validates opts and returns a Provider. It makes no network call and loads no CA
+// bundle: that happens at the first cloud call.
 func New(opts Options) (*Provider, error) {
 	if err := opts.ServiceAccount.Validate(); err != nil {
 		return nil, withCode(ExitConfig, err)
@@ -73,21 +90,55 @@ func New(opts Options) (*Provider, error) {
 	if opts.Cloud.Logger == nil {
 		opts.Cloud.Logger = opts.Logger
 	}
-	if opts.ACR.HTTPClient == nil {
-		opts.ACR.HTTPClient = opts.Cloud.HTTPClient
-	}
-	c, err := acr.NewClient(opts.ACR)
-	if err != nil {
+	// validate the endpoints now (with a default client: cheap) rather than at the first request
+	check := opts.ACR
+	check.HTTPClient = &http.Client{}
+	if _, err := acr.NewClient(check); err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
-	// one resolver validates the endpoints now rather than at the first request
-	if _, err := cloudcred.NewResolver(opts.Cloud); err != nil {
+	checkCloud := opts.Cloud
+	checkCloud.HTTPClient = check.HTTPClient
+	if _, err := cloudcred.NewResolver(checkCloud); err != nil {
 		return nil, withCode(ExitConfig, err)
 	}
-	return &Provider{opts: opts, acr: c, log: opts.Logger, resolvers: map[string]*cloudcred.Resolver{}}, nil
+	p := &Provider{opts: opts, log: opts.Logger, resolvers: map[string]*cloudcred.Resolver{}}
+	if opts.CacheDir != "" {
+		var err error
+		if p.cache, err = openDiskCache(opts.CacheDir, opts.Now); err != nil {
+			return nil, withCode(ExitConfig, err)
+		}
+	}
+	return p, nil
+}
+
+// init builds the HTTP client and the Container Registry client on first use.
+func (p *Provider) init() error {
+	p.initOnce.Do(func() {
+		if p.opts.HTTPClient != nil {
+			hc, err := p.opts.HTTPClient()
+			if err != nil {
+				p.initErr = withCode(ExitConfig, err)
+				return
+			}
+			p.opts.Cloud.HTTPClient = hc
+		}
+		if p.opts.ACR.HTTPClient == nil {
+			p.opts.ACR.HTTPClient = p.opts.Cloud.HTTPClient
+		}
+		c, err := acr.NewClient(p.opts.ACR)
+		if err != nil {
+			p.initErr = withCode(ExitConfig, err)
+			return
+		}
+		p.acr = c
+	})
+	return p.initErr
 }
 
 func (p *Provider) resolver(region string) (*cloudcred.Resolver, error) {
+	if err := p.init(); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r, ok := p.resolvers[region]; ok {
@@ -124,14 +175,10 @@ func (p *Provider) Credentials(ctx context.Context, req *credentialproviderv1.Cr
 	if err != nil {
 		return nil, err
 	}
-	id, err := p.identity(ctx, inst.Region, creq)
-	if err != nil {
-		return nil, err
-	}
 	ai := acr.Instance{ID: inst.ID, Region: inst.Region}
-	tok, err := p.acr.AuthorizationToken(ctx, id.Credential(), ai)
+	tok, identity, cached, err := p.token(ctx, creq, source, ai)
 	if err != nil {
-		return nil, withCode(ExitTokenAPI, fmt.Errorf("registry token for %s (instance %s, %s identity %s): %w", host, ai.Key(), source, id.Key(), err))
+		return nil, withCode(ExitTokenAPI, fmt.Errorf("registry token for %s (instance %s, %s identity %s): %w", host, ai.Key(), source, identity, err))
 	}
 	now := p.opts.Now()
 	life := tok.Expiry.Sub(now)
@@ -140,12 +187,56 @@ func (p *Provider) Credentials(ctx context.Context, req *credentialproviderv1.Cr
 	}
 	cache := (life - min(p.opts.CacheMargin, life/2)).Truncate(time.Second)
 	p.log.Info("registry token issued", "host", host, "instance", ai.Key(), "instanceSource", inst.Source, "identitySource", string(source),
-		"identity", id.Key(), "expiry", tok.Expiry.UTC().Format(time.RFC3339), "cacheDuration", cache.String())
+		"identity", identity, "expiry", tok.Expiry.UTC().Format(time.RFC3339), "cacheDuration", cache.String(), "fromDiskCache", cached)
 	return &credentialproviderv1.CredentialProviderResponse{
 		CacheKeyType:  credentialproviderv1.RegistryPluginCacheKeyType,
 		CacheDuration: &metav1.Duration{Duration: cache},
 		Auth:          map[string]credentialproviderv1.AuthConfig{host: {Username: tok.Username, Password: tok.Password.Reveal()}},
 	}, nil
+}
+
+// token mints a registry token with the identity of creq, or reads a node-identity one from
+// the disk cache (no cloud client is built then). identity names the identity for messages.
+func (p *Provider) token(ctx context.Context, creq cloudcred.Request, source Source, ai acr.Instance) (tok acr.Token, identity string, cached bool, err error) {
+	key := ""
+	if p.cache != nil && source == SourceNode {
+		key = p.nodeCacheKey(creq, ai)
+		if e, ok := p.cache.get(key); ok {
+			return acr.Token{Username: e.Username, Password: e.Password, Expiry: e.Expiry, IssuedAt: e.IssuedAt}, e.Identity, true, nil
+		}
+	}
+	id, err := p.identity(ctx, ai.Region, creq)
+	if err != nil {
+		return acr.Token{}, "", false, err
+	}
+	tok, err = p.acr.AuthorizationToken(ctx, id.Credential(), ai)
+	if err != nil {
+		return acr.Token{}, id.Key(), false, err
+	}
+	if key != "" {
+		e := diskEntry{Key: key, Identity: id.Key(), Username: tok.Username, Password: tok.Password, IssuedAt: p.opts.Now(), Expiry: tok.Expiry}
+		if err := p.cache.put(e); err != nil {
+			p.log.Warn("registry token not cached", "instance", ai.Key(), "err", err)
+		}
+	}
+	return tok, id.Key(), false, nil
+}
+
+// nodeCacheKey identifies a node-identity token without building the identity: every input
+// of the identity (secrets only as hashes) and the instance. Anything that could change the
+// identity changes the key.
+func (p *Provider) nodeCacheKey(creq cloudcred.Request, ai acr.Instance) string {
+	ak := func(k *cloudcred.AccessKey) string {
+		if k == nil {
+			return ""
+		}
+		sum := sha256.Sum256([]byte(k.Secret.Reveal()))
+		return k.ID + "#" + hex.EncodeToString(sum[:8])
+	}
+	c := p.opts.Cloud
+	return strings.Join([]string{"v1", ai.Key(), ak(creq.CustomAccessKey), ak(creq.AddonAccessKey), string(creq.TokenMode),
+		c.ManagedRoleARN, c.MetadataURL, c.MetadataProxy, c.MetadataRoleName, c.STSEndpoint,
+		creq.AssumeRoleARN, strings.Join(creq.AssumeRoleChain, ","), creq.ExpireDuration.String()}, "|")
 }
 
 func (p *Provider) identity(ctx context.Context, region string, creq cloudcred.Request) (*cloudcred.Identity, error) {

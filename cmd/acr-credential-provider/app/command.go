@@ -31,7 +31,9 @@ fallback) the node's identity: an instance's customAccessKey, --access-key-file,
 instance RAM role from metadata (IMDSv2), optionally assuming --managed-role-arn.
 
 Exit codes: 0 ok, 1 configuration, 2 malformed request, 3 unknown registry host, 4 no identity,
-5 cloud API failure; the reason is one line on stderr. See docs/acr-credential-provider.md.`,
+5 cloud API failure; the reason is one line on stderr. See docs/acr-credential-provider.md.
+
+The install subcommand places the binary and its files on a node (the chart's DaemonSet).`,
 		s, args, func(cmd *cobra.Command) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -39,5 +41,6 @@ Exit codes: 0 ok, 1 configuration, 2 malformed request, 3 unknown registry host,
 			return run(cmd.Context(), o, s)
 		})
 	o.AddFlags(cmd.Flags())
+	cmd.AddCommand(newInstallCommand(s))
 	return cmd
 }

@@ -42,6 +42,7 @@ type Options struct {
 	CAFile           string
 
 	CacheMargin time.Duration
+	CacheDir    string
 	Timeout     time.Duration
 
 	// --log-format and -v, as every ferry binary has them.
@@ -87,6 +88,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM CA bundle trusted for the Alibaba Cloud API endpoints in addition to the system roots.")
 
 	fs.DurationVar(&o.CacheMargin, "cache-margin", o.CacheMargin, "cacheDuration = the token's remaining life minus this margin (at most half the life is subtracted).")
+	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "Keep node-identity registry tokens between runs in root-only files in this directory (created 0700), reused until half of their life has passed. Off by default: it writes temporary registry passwords to the node's disk. ServiceAccount tokens are never written.")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "Give up after this long (the kubelet kills the plugin after 1m).")
 	o.Logging.AddFlags(fs)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 
 	"github.com/ferrypull/ferry/internal/acr"
 	"github.com/ferrypull/ferry/internal/acrconfig"
@@ -88,17 +90,27 @@ func (o *Options) providerOptions() (credprovider.Options, []string, error) {
 		popts.ServiceAccount = &credprovider.ServiceAccountOptions{OIDCProviderARN: o.OIDCProviderARN,
 			RoleAnnotation: o.RoleAnnotation, AssumeRoleAnnotation: o.AssumeRoleAnnotation, FallbackToNode: o.FallbackToNode}
 	}
-	hc, err := cloudcred.NewHTTPClient(o.CAFile)
-	if err != nil {
-		return popts, nil, fmt.Errorf("--ca-file: %w", err)
+	if o.CAFile != "" {
+		if _, err := os.Stat(o.CAFile); err != nil {
+			return popts, nil, fmt.Errorf("--ca-file: %w", err)
+		}
+	}
+	// built at the first cloud call: an answer from --cache-dir loads no CA bundle
+	popts.HTTPClient = func() (*http.Client, error) {
+		hc, err := cloudcred.NewHTTPClient(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		return hc, nil
 	}
 	popts.Cloud = cloudcred.Options{
-		VPC: o.VPC, STSEndpoint: o.STSEndpoint, HTTPClient: hc, MetadataURL: o.MetadataEndpoint, MetadataProxy: o.MetadataProxy,
+		VPC: o.VPC, STSEndpoint: o.STSEndpoint, MetadataURL: o.MetadataEndpoint, MetadataProxy: o.MetadataProxy,
 		MetadataRoleName: o.MetadataRoleName, DisableIMDSv1: !o.AllowIMDSv1, ManagedRoleARN: o.ManagedRoleARN,
 		SessionName: "ferry-acr-credential-provider",
 	}
-	popts.ACR = acr.ClientOptions{Endpoint: o.CREndpoint, VPC: o.VPC, DialAddr: o.CloudDialAddr, HTTPClient: hc}
+	popts.ACR = acr.ClientOptions{Endpoint: o.CREndpoint, VPC: o.VPC, DialAddr: o.CloudDialAddr}
 	popts.CacheMargin = o.CacheMargin
+	popts.CacheDir = o.CacheDir
 	if mode == acrconfig.TokenModeManagedRole && o.ManagedRoleARN == "" {
 		return popts, nil, errors.New("--token-mode managedRole needs --managed-role-arn")
 	}

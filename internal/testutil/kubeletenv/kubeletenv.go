@@ -34,10 +34,28 @@ type Kubelet struct {
 	LogPath  string
 }
 
+// Option configures Start.
+type Option func(*options)
+
+type options struct {
+	credProviderConfig, credProviderBinDir string
+}
+
+// WithCredentialProvider starts the kubelet with --image-credential-provider-config config and
+// --image-credential-provider-bin-dir binDir: it then runs the exec plugins named in config
+// (kubelet.config.k8s.io/v1 CredentialProviderConfig) for matching images.
+func WithCredentialProvider(config, binDir string) Option {
+	return func(o *options) { o.credProviderConfig, o.credProviderBinDir = config, binDir }
+}
+
 // Start starts a kubelet for node "ferry-node-<pid>" and waits until its Node object exists.
-func Start(t testing.TB, kube *kubeenv.Env, ctrd *containerdenv.Containerd) *Kubelet {
+func Start(t testing.TB, kube *kubeenv.Env, ctrd *containerdenv.Containerd, opts ...Option) *Kubelet {
 	t.Helper()
 	tools.Rig(t, "a kubelet")
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin := tools.Env("FERRY_KUBELET")
 	if _, err := os.Stat(bin); bin == "" || err != nil {
 		tools.Require(t, "kubelet binary unavailable (FERRY_KUBELET=%q; run `make tools`)", bin)
@@ -106,9 +124,13 @@ registryPullQPS: 0
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	proc := tools.StartProcess(t, "kubelet", k.LogPath, bin, "--config", cfgPath, "--kubeconfig", kcPath,
+	argv := []string{bin, "--config", cfgPath, "--kubeconfig", kcPath,
 		"--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "root", "pki"),
-		"--hostname-override", k.NodeName, "--node-ip", "127.0.0.1", "--v=2")
+		"--hostname-override", k.NodeName, "--node-ip", "127.0.0.1", "--v=2"}
+	if o.credProviderConfig != "" {
+		argv = append(argv, "--image-credential-provider-config", o.credProviderConfig, "--image-credential-provider-bin-dir", o.credProviderBinDir)
+	}
+	proc := tools.StartProcess(t, "kubelet", k.LogPath, argv...)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 20*time.Second)
 		defer cancel()
