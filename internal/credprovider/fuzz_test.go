@@ -40,3 +40,34 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseConfig: the --config file never panics the parser, and an accepted file has only
+// valid instances.
+func FuzzParseConfig(f *testing.F) {
+	const head = "apiVersion: ferry.dev/v1alpha1\nkind: ACRCredentialProviderConfig\n"
+	for _, s := range []string{
+		head,
+		head + "instances:\n- {instanceId: cri-abc, region: cn-hangzhou, name: prod, domains: [a.example, '10.0.0.1:5000']}\n",
+		head + "instances: [{region: cn-beijing, assumeRoleARN: 'acs:ram::2:role/x', expireDuration: 3600}]\n",
+		head + "instances: [{region: x}]\ninstances: []\n",
+		"{}", "[]", "a: [", "\t",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, in := range c.ConfigInstances() {
+			if in.Region == "" || (in.ID != "" && !instanceIDRE.MatchString(in.ID)) {
+				t.Fatalf("accepted instance %+v", in)
+			}
+			for _, d := range in.Domains {
+				if validDomain(d) != nil {
+					t.Fatalf("accepted domain %q", d)
+				}
+			}
+		}
+	})
+}
