@@ -7,10 +7,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,8 +106,8 @@ func run() error {
 	}
 	for _, im := range res.Images {
 		var sizes []string
-		for p, s := range im.Platforms {
-			sizes = append(sizes, fmt.Sprintf("%s %.1f MiB", p, float64(s)/(1<<20)))
+		for _, p := range slices.Sorted(maps.Keys(im.Platforms)) {
+			sizes = append(sizes, fmt.Sprintf("%s %.1f MiB", p, float64(im.Platforms[p])/(1<<20)))
 		}
 		fmt.Printf("%-22s %s  %s %s\n", im.Binary, im.Digest, strings.Join(sizes, ", "), im.Pushed)
 	}

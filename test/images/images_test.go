@@ -3,8 +3,10 @@ package images
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -100,6 +102,19 @@ func TestImages(t *testing.T) {
 
 	revision := strings.TrimSpace(git(t, "rev-parse", "HEAD"))
 	checkLayout(t, out, first, revision)
+
+	// Another tool reads the layout by name: skopeo (Debian's, containers/image).
+	skopeo := tools.LookPath(t, "skopeo")
+	for _, im := range first.Images {
+		ref := "oci:" + filepath.Join(out, "oci") + ":" + im.Binary + ":" + version(t, out, im.Binary)
+		raw, err := exec.CommandContext(t.Context(), skopeo, "inspect", "--raw", ref).Output()
+		if err != nil {
+			t.Fatalf("skopeo inspect --raw %s: %v", ref, err)
+		}
+		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); got != im.Digest {
+			t.Errorf("skopeo reads %s as %s, built %s", ref, got, im.Digest)
+		}
+	}
 
 	// The layout pushes as it is to a plain-HTTP registry (Debian's docker-registry), SBOMs included.
 	plain := registryenv.StartDocker(t, registryenv.Options{})
@@ -268,6 +283,26 @@ func checkImage(t *testing.T, img v1.Image, bin string, p *v1.Platform, revision
 	if libs, _ := exe.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("%s: /ko-app/%s links %v", p, bin, libs)
 	}
+}
+
+// version is the tag the layout names bin with.
+func version(t *testing.T, out, bin string) string {
+	t.Helper()
+	ii, err := layout.ImageIndexFromPath(filepath.Join(out, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ii.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.Manifests {
+		if n := d.Annotations[specsv1.AnnotationRefName]; strings.HasPrefix(n, bin+":") && !strings.HasSuffix(n, ".sbom") {
+			return strings.TrimPrefix(n, bin+":")
+		}
+	}
+	t.Fatalf("no %s in the layout", bin)
+	return ""
 }
 
 func names(r imagebuild.Result) []string {
