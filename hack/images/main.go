@@ -33,7 +33,7 @@ func run() error {
 	var binaries, platforms, epoch string
 	flag.StringVar(&o.Out, "out", "bin/images", "output directory (OCI layouts base/ and oci/, sbom/, images.json)")
 	flag.StringVar(&o.Ko, "ko", os.Getenv("FERRY_KO"), "ko binary (FERRY_KO in bin/tools.env)")
-	flag.StringVar(&binaries, "binaries", "acr-credential-helper,node-agent,image-syncer,acr-emulator", "binaries below cmd/")
+	flag.StringVar(&binaries, "binaries", "acr-credential-helper,node-agent,image-syncer,acr-emulator,acr-credential-provider", "binaries below cmd/")
 	flag.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "platforms of each index")
 	flag.StringVar(&o.Version, "version", "", "image tag and org.opencontainers.image.version (default: git describe --tags --always --dirty)")
 	flag.StringVar(&o.Revision, "revision", "", "org.opencontainers.image.revision (default: git rev-parse HEAD)")

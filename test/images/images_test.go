@@ -27,7 +27,7 @@ import (
 	"github.com/ferrypull/ferry/internal/testutil/tools"
 )
 
-var binaries = []string{"acr-credential-helper", "node-agent", "image-syncer", "acr-emulator"}
+var binaries = []string{"acr-credential-helper", "node-agent", "image-syncer", "acr-emulator", "acr-credential-provider"}
 
 var platforms = []string{"linux/amd64", "linux/arm64/v8"}
 
