@@ -88,8 +88,11 @@ var (
 	kubernetes  = []string{"k8s.io/", "sigs.k8s.io/"}
 	// criAPI is the CRI protocol: generated message types and gRPC stubs (it depends only on
 	// grpc and protobuf), not a Kubernetes client library. The emulator's ECI runtime speaks it
-	// to containerd; no other emulator package may import it.
-	criAPI = "k8s.io/cri-api/pkg/apis/runtime/v1"
+	// to containerd; no other emulator package may import it. Outside the emulator only
+	// criAPIUsers may: node-agent's ImageCache pre-puller (CRI PullImage/ImageStatus/RemoveImage on
+	// the node's runtime) and the rig's containerdenv.
+	criAPI      = "k8s.io/cri-api/pkg/apis/runtime/v1"
+	criAPIUsers = []string{"internal/emulator/eci/cri", "internal/nodeagent/prepull", "internal/testutil/containerdenv"}
 	// emulatorCloud is the emulator's cloud side: it verifies signatures with its own code, the
 	// Alibaba SDKs appear only in its tests, as clients.
 	emulatorCloud = []string{"internal/emulator/world", "internal/emulator/ram", "internal/emulator/signature",
@@ -169,6 +172,8 @@ func TestImportDirection(t *testing.T) {
 			case under(p.ImportPath, "internal/emulator") && hasPrefixAny(imp, kubernetes) && imp != "sigs.k8s.io/yaml" &&
 				!(imp == criAPI && under(p.ImportPath, "internal/emulator/eci/cri")):
 				why = "the emulator imports no Kubernetes (sigs.k8s.io/yaml, a YAML library, is fine; internal/emulator/eci/cri may import the CRI protocol " + criAPI + ")"
+			case strings.HasPrefix(imp, "k8s.io/cri-api/") && !anyUnder(p.ImportPath, criAPIUsers...):
+				why = "only " + strings.Join(criAPIUsers, ", ") + " speak CRI (" + criAPI + ")"
 			case hasPrefixAny(imp, alibabaSDKs) && !anyUnder(p.ImportPath, "internal/acr", "internal/cloudcred"):
 				why = "only internal/acr and internal/cloudcred import the Alibaba SDKs (the emulator uses them in tests only)"
 			}

@@ -95,8 +95,8 @@ type ImageCacheStatus struct {
 	// +kubebuilder:validation:MaxItems=20
 	Events []ImageCacheEvent `json:"events,omitempty"`
 
-	// Reason is a CamelCase cause of Failed/UpdateFailed (InvalidImage, CredentialsUnavailable,
-	// ImageUnavailable, SizeExceeded, PullFailed).
+	// Reason is a CamelCase cause of Failed/UpdateFailed (InvalidImage, InvalidAnnotation,
+	// CredentialsUnavailable, CredentialsRejected, ImageUnavailable, SizeExceeded, PullFailed).
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// Message explains Reason, naming the image, Secret or node.

@@ -61,6 +61,8 @@ type Options struct {
 	// WebhookConfigCreate: create (and delete) the MutatingWebhookConfiguration; false only
 	// fills in the one its owner (the Helm chart) created.
 	WebhookConfigCreate bool
+	// ImageCache runs the ImageCache controller: auto, true or false (imagecache.go).
+	ImageCache string
 
 	// skipNameValidation lets tests run two helpers in one process.
 	skipNameValidation bool
@@ -89,6 +91,7 @@ func DefaultOptions() *Options {
 		WebhookResync:     time.Minute,
 
 		WebhookConfigCreate: true,
+		ImageCache:          "auto",
 	}
 }
 
@@ -131,6 +134,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.WebhookCertSecret, "webhook-cert-secret", o.WebhookCertSecret, "Secret (in --namespace) holding ferry's self-signed webhook CA and serving certificate; renewed when a third of its life is left.")
 	fs.StringVar(&o.CertManager, "cert-manager", o.CertManager, "namespace/name of a cert-manager Certificate for the webhook: cert-manager issues the serving certificate (mounted at --webhook-cert-dir) and injects the CA; ferry then manages no certificate.")
 	fs.DurationVar(&o.WebhookResync, "webhook-resync", o.WebhookResync, "How often the webhook certificate and configuration are re-checked.")
+	o.addImageCacheFlags(fs)
 }
 
 // Validate checks flag values, naming the flag and the value.
@@ -170,6 +174,9 @@ func (o *Options) Validate() error {
 		if o.WebhookCertDir == "" {
 			errs = append(errs, errors.New("--cert-manager needs --webhook-cert-dir (where the Certificate's Secret is mounted)"))
 		}
+	}
+	if err := o.validateImageCache(); err != nil {
+		errs = append(errs, err)
 	}
 	if ns, name, ok := strings.Cut(o.AddonSecret, "/"); o.AddonSecret != "" && (!ok || ns == "" || name == "") {
 		errs = append(errs, fmt.Errorf("--addon-secret %q: want namespace/name", o.AddonSecret))

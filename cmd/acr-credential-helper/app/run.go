@@ -76,12 +76,16 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 		whServer = webhook.NewServer(wo)
 	}
 
+	scheme, err := managerScheme()
+	if err != nil {
+		return err
+	}
 	leNS := o.LeaderElectionNS
 	if leNS == "" {
 		leNS = o.Namespace
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        clientgoscheme.Scheme,
+		Scheme:                        scheme,
 		Logger:                        logger,
 		Cache:                         podWebhookCache(namespace.CacheOptions()),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
@@ -119,6 +123,10 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up pull-secret controller: %w", err)
 	}
+	imageCaches, err := setupImageCache(mgr, o, direct, cloud, rec)
+	if err != nil {
+		return err
+	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
@@ -128,6 +136,9 @@ func run(ctx context.Context, o *Options, s operator.Streams, tokens pullsecret.
 		podWebhooks, err := setupPodWebhook(mgr, o, store, cloud, rec)
 		if err != nil {
 			return err
+		}
+		if imageCaches {
+			podWebhooks = withImageCacheWebhook(mgr, o, podWebhooks)
 		}
 		cm := &ferrywebhook.ConfigManager{
 			Client: direct, Policy: store, Name: o.WebhookConfigName, Namespace: o.Namespace,

@@ -28,6 +28,12 @@ type Options struct {
 	Scope             string
 	Kubeconfig        string
 
+	// ImageCache pre-pull (docs/imagecache.md).
+	ImageCache            bool
+	CRISocket             string
+	ImageCacheParallelism int
+	CredentialsNamespace  string
+
 	// The operator surface every ferry binary shares.
 	operator.Logging
 	operator.Listeners
@@ -41,8 +47,12 @@ func DefaultOptions() *Options {
 		NodeName:   os.Getenv("NODE_NAME"),
 		ConfigPath: "/etc/containerd/certs.d",
 		Scope:      string(agent.ScopeCluster),
-		Logging:    operator.Logging{Format: operator.FormatJSON},
-		Listeners:  operator.Listeners{MetricsAddr: ":8080", HealthAddr: ":8081"},
+		CRISocket:  "/run/containerd/containerd.sock",
+		// The ImageCache controller's namespace (acr-credential-helper's), where it writes credentials.
+		CredentialsNamespace:  envOr("POD_NAMESPACE", "kube-system"),
+		ImageCacheParallelism: 2,
+		Logging:               operator.Logging{Format: operator.FormatJSON},
+		Listeners:             operator.Listeners{MetricsAddr: ":8080", HealthAddr: ":8081"},
 	}
 }
 
@@ -54,6 +64,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"registries Pod annotations may downgrade: host, host:port, *.domain[:port], CIDR; comma-separated or repeated; empty denies all")
 	fs.StringVar(&o.Scope, "pod-scope", o.Scope, `which Pods to serve: "cluster" (Pods labelled by ferry's Pod webhook, configured before scheduling) or "node" (Pods bound to this node; no webhook needed, no ordering)`)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: in-cluster config)")
+	fs.BoolVar(&o.ImageCache, "image-cache", o.ImageCache, "pre-pull the images of ImageCaches (eci.alibabacloud.com/v1) that target this node through the CRI socket; needs the ImageCache and NodeImageCache CRDs")
+	fs.StringVar(&o.CRISocket, "cri-socket", o.CRISocket, "CRI socket of the node's container runtime (for --image-cache)")
+	fs.IntVar(&o.ImageCacheParallelism, "image-cache-parallelism", o.ImageCacheParallelism, "concurrent ImageCache pulls on this node")
+	fs.StringVar(&o.CredentialsNamespace, "image-cache-credentials-namespace", o.CredentialsNamespace,
+		"namespace of the ImageCache credentials Secrets written by acr-credential-helper (default $POD_NAMESPACE, else kube-system)")
 	o.Listeners.AddFlags(fs, operator.WithHealthProbe(":8081"))
 	o.Logging.AddFlags(fs)
 }
@@ -75,12 +90,30 @@ func (o *Options) Validate() error {
 	if o.Scope != string(agent.ScopeCluster) && o.Scope != string(agent.ScopeNode) {
 		errs = append(errs, fmt.Errorf("--pod-scope %q: want %q or %q", o.Scope, agent.ScopeCluster, agent.ScopeNode))
 	}
+	if o.ImageCache {
+		if o.CRISocket == "" {
+			errs = append(errs, errors.New("--cri-socket is required with --image-cache"))
+		}
+		if o.ImageCacheParallelism < 1 || o.ImageCacheParallelism > 64 {
+			errs = append(errs, fmt.Errorf("--image-cache-parallelism %d: want 1–64", o.ImageCacheParallelism))
+		}
+		if o.CredentialsNamespace == "" {
+			errs = append(errs, errors.New("--image-cache-credentials-namespace is required with --image-cache"))
+		}
+	}
 	allow, err := hostsconfig.ParseAllowlist(o.AllowedRegistries)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	o.allow = allow
 	return errors.Join(errs...)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 // Allowlist returns the parsed allow-list (after Validate).
@@ -99,7 +132,11 @@ get a Warning Event on the Pod. The result is published on the Node object
 (annotation node-agent.ferry.dev/registry-hosts) for ferry's Pod gate.
 
 The setting is node-wide: once written, every Pod on the node reaches that registry
-over plain HTTP or without TLS verification. See docs/annotations.md.`,
+over plain HTTP or without TLS verification. See docs/annotations.md.
+
+With --image-cache it also pre-pulls the images of the ImageCaches that target this node
+through the runtime's CRI socket, reports per image into the NodeImageCache named after the
+node and labels the Node imagecache.ferry.dev/<imageCacheId>=ready. See docs/imagecache.md.`,
 		s, args, func(cmd *cobra.Command) error {
 			if err := o.Validate(); err != nil {
 				return err

@@ -55,14 +55,40 @@ var ErrConflict = errors.New("hosts.toml conflict")
 
 // Manager owns ferry's blocks under one containerd config_path directory.
 // It is safe for concurrent use.
+//
+// Several parts of node-agent may want hosts (the Pod annotations, ImageCaches):
+// each applies its own set with [Manager.ApplySource] and the Manager writes the
+// union, plain HTTP winning when two sources disagree on a host.
 type Manager struct {
 	dir string
 	mu  sync.Mutex
+	// sources holds each source's desired hosts; waiting lists the sources named
+	// by ExpectSources that have not applied yet (no block is removed until all have).
+	sources map[string]map[string]annotations.RegistryMode
+	waiting map[string]bool
 }
 
 // New returns a Manager for containerd's registry config_path dir (for example
 // /etc/containerd/certs.d). The directory is created on first write.
-func New(dir string) *Manager { return &Manager{dir: dir} }
+func New(dir string) *Manager {
+	return &Manager{dir: dir, sources: map[string]map[string]annotations.RegistryMode{}}
+}
+
+// ExpectSources names the sources that will call ApplySource. Until each of them
+// has applied once, no existing ferry block is removed, so a restarted agent does
+// not drop a host that a source which has not reconciled yet still needs.
+func (m *Manager) ExpectSources(names ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.waiting == nil {
+		m.waiting = map[string]bool{}
+	}
+	for _, n := range names {
+		if _, done := m.sources[n]; !done {
+			m.waiting[n] = true
+		}
+	}
+}
 
 // Dir returns the config_path directory.
 func (m *Manager) Dir() string { return m.dir }
@@ -109,13 +135,34 @@ func (m *Manager) owned() (map[string]annotations.RegistryMode, error) {
 	return out, nil
 }
 
-// Apply makes the set of ferry-owned entries equal desired (host namespace →
-// mode): it writes missing or changed blocks and removes blocks for hosts no
-// longer desired. Hosts are processed independently; the returned error joins
-// the per-host failures and the Result describes what did succeed.
+// Apply is ApplySource for the unnamed source "" (the Pod annotations).
 func (m *Manager) Apply(desired map[string]annotations.RegistryMode) (Result, error) {
+	return m.ApplySource("", desired)
+}
+
+// ApplySource records desired (host namespace → mode) as the hosts of source and
+// makes the set of ferry-owned entries equal the union of all sources: it writes
+// missing or changed blocks and removes blocks for hosts no source wants. Hosts
+// are processed independently; the returned error joins the per-host failures
+// and the Result describes what did succeed (for the union).
+func (m *Manager) ApplySource(source string, desired map[string]annotations.RegistryMode) (Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.sources == nil {
+		m.sources = map[string]map[string]annotations.RegistryMode{}
+	}
+	m.sources[source] = maps.Clone(desired)
+	delete(m.waiting, source)
+	desired = map[string]annotations.RegistryMode{}
+	for _, src := range m.sources {
+		for h, mode := range src {
+			if cur, ok := desired[h]; !ok || mode == annotations.ModePlainHTTP {
+				desired[h] = mode
+			} else {
+				desired[h] = cur
+			}
+		}
+	}
 	var res Result
 	var errs []error
 	owned, err := m.owned()
@@ -135,7 +182,7 @@ func (m *Manager) Apply(desired map[string]annotations.RegistryMode) (Result, er
 		}
 	}
 	for _, host := range slices.Sorted(maps.Keys(owned)) {
-		if _, keep := desired[host]; keep {
+		if _, keep := desired[host]; keep || len(m.waiting) > 0 {
 			continue
 		}
 		if err := m.remove(host); err != nil {
