@@ -420,7 +420,7 @@ func TestImageCacheOnRealNode(t *testing.T) {
 		if err := r.c.Create(ctx, ic); err != nil {
 			t.Fatal(err)
 		}
-		ic = r.waitPhase(t, ic.Name, eciv1.PhaseReady)
+		r.waitPhase(t, ic.Name, eciv1.PhaseReady)
 		if !slices.Contains(r.criImages(t), inst.Image) {
 			t.Fatalf("%s not in containerd: %v", inst.Image, r.criImages(t))
 		}

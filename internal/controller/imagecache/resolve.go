@@ -54,11 +54,10 @@ func fail(reason, format string, args ...any) *failure {
 
 // credential is one candidate credential for an image, with where it came from (for messages).
 type credential struct {
-	source   string // "imagePullSecrets default:secret1", "acr-instance-ids cri-xxx"
-	entry    dockercfg.Entry
-	key      string    // the auths key or domain it matched on
-	expires  time.Time // zero: does not expire (Secrets)
-	identity bool      // identity token instead of username/password
+	source  string // "imagePullSecrets default:secret1", "acr-instance-ids cri-xxx"
+	entry   dockercfg.Entry
+	key     string    // the auths key or domain it matched on
+	expires time.Time // zero: does not expire (Secrets)
 }
 
 func (c credential) authenticator() authn.Authenticator {
